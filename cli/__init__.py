@@ -1,0 +1,1 @@
+"""The ``qkt`` command line: thin Typer commands over the :mod:`qkt` library."""

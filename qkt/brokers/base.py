@@ -1,0 +1,45 @@
+"""The Broker protocol (SPEC §7) and the engine-facing types a broker factory receives.
+
+The engine's concrete event bus, clock and price tracker satisfy the small protocols below; brokers
+depend only on these, so adapters and the deterministic core stay decoupled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
+
+
+class EventBus(Protocol):
+    def publish(self, event: Any) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class MarketPriceTracker(Protocol):
+    def last(self, label: str, symbol: str) -> Decimal | None: ...
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """A venue adapter: receives order requests, publishes accepted/rejected/filled events."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def capabilities(self) -> frozenset[str]: ...
+
+    def submit(self, request: Any) -> Any: ...
+
+    def cancel(self, client_id: str) -> Any: ...
+
+    def close_position(self, label: str, symbol: str) -> Any: ...
+
+
+BrokerFactory = Callable[[EventBus, Clock, MarketPriceTracker], Broker]
+"""Builds one broker for a profile: ``(bus, clock, prices) -> Broker``."""

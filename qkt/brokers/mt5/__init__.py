@@ -1,0 +1,1 @@
+"""MetaTrader 5 through an mt5-gateway (reference/mt5-gateway.md)."""

@@ -1,0 +1,269 @@
+"""The single resolver: strategy streams -> routes (SPEC §4).
+
+``validate``, ``deploy``, ``run`` and every daemon session call :func:`plan_routes`; the preview a user
+sees is the plan a session executes. Nothing here performs I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from qkt.brokers.mt5.symbols import to_broker_symbol
+from qkt.brokers.registry import PAPER_LABELS, BrokerRegistry, RegistryEntry
+from qkt.diagnostics import Diagnostic, apply_strict, did_you_mean, has_errors, warning
+from qkt.dsl import order_actions, static_quantity
+from qkt.dsl.ast import Strategy, Stream
+
+RouteStatus = Literal["ok", "fallback", "error"]
+FALLBACK_PROFILE = "paper"
+_TRUTHY = {"1", "true", "yes", "on"}
+_FALSY = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one stream's orders go."""
+
+    alias: str
+    label: str
+    symbol: str
+    timeframe: str
+    profile: str
+    type: str
+    target: str
+    broker_symbol: str
+    magic: int | None
+    fallback: bool
+    status: RouteStatus
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "alias": self.alias,
+            "label": self.label,
+            "symbol": self.symbol,
+            "timeframe": self.timeframe,
+            "profile": self.profile,
+            "type": self.type,
+            "target": self.target,
+            "broker_symbol": self.broker_symbol,
+            "magic": self.magic,
+            "fallback": self.fallback,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    """One route per stream, plus what the resolver had to say about them."""
+
+    strategy: str
+    routes: tuple[Route, ...]
+    diagnostics: tuple[Diagnostic, ...]
+    strict: bool
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.diagnostics)
+
+    @property
+    def profiles(self) -> tuple[str, ...]:
+        """The profiles a session must build brokers for, each once, in stream order."""
+        return tuple(dict.fromkeys(r.profile for r in self.routes))
+
+    def route(self, alias: str) -> Route | None:
+        return next((r for r in self.routes if r.alias == alias), None)
+
+
+@dataclass(frozen=True, slots=True)
+class StrictMode:
+    on: bool
+    source: str  # "--strict-brokers", "env:QKT_STRICT_BROKERS", "portfolio:<file>", "config:...", "default"
+
+
+def resolve_strict(
+    flag: bool | None,
+    env: Mapping[str, str],
+    config_value: bool,
+    config_source: str = "default",
+    portfolio_value: bool | None = None,
+    portfolio_source: str = "portfolio",
+) -> StrictMode:
+    """Strictness by precedence: flag > ``$QKT_STRICT_BROKERS`` > portfolio file > config file."""
+    if flag is not None:
+        return StrictMode(flag, "--strict-brokers" if flag else "--no-strict-brokers")
+    raw = env.get("QKT_STRICT_BROKERS")
+    if raw is not None and raw.strip().lower() in _TRUTHY | _FALSY:
+        return StrictMode(raw.strip().lower() in _TRUTHY, "env:QKT_STRICT_BROKERS")
+    if portfolio_value is not None:
+        return StrictMode(portfolio_value, portfolio_source)
+    return StrictMode(config_value, config_source)
+
+
+def strict_env_diagnostics(env: Mapping[str, str]) -> list[Diagnostic]:
+    raw = env.get("QKT_STRICT_BROKERS")
+    if raw is None or raw.strip().lower() in _TRUTHY | _FALSY:
+        return []
+    return [
+        warning(
+            "env-bad-strict",
+            f"QKT_STRICT_BROKERS={raw!r} is not a boolean (use 1/0, true/false); ignored",
+        )
+    ]
+
+
+def _paper_route(stream: Stream, *, fallback: bool, status: RouteStatus) -> Route:
+    return Route(
+        alias=stream.alias,
+        label=stream.label,
+        symbol=stream.symbol,
+        timeframe=stream.timeframe,
+        profile=FALLBACK_PROFILE,
+        type="paper",
+        target="paper",
+        broker_symbol=stream.symbol,
+        magic=None,
+        fallback=fallback,
+        status=status,
+    )
+
+
+def _profile_route(stream: Stream, entry: RegistryEntry) -> Route:
+    profile = entry.profile
+    settings: Any = profile.settings
+    broker_symbol = stream.symbol
+    if profile.type == "mt5":
+        broker_symbol = to_broker_symbol(stream.symbol, settings.aliases, settings.symbol_suffix)
+    return Route(
+        alias=stream.alias,
+        label=stream.label,
+        symbol=stream.symbol,
+        timeframe=stream.timeframe,
+        profile=profile.name,
+        type=profile.type,
+        target=profile.target,
+        broker_symbol=broker_symbol,
+        magic=profile.magic,
+        fallback=False,
+        status="ok",
+    )
+
+
+def plan_routes(
+    strategy: Strategy,
+    registry: BrokerRegistry,
+    strict: bool,
+    *,
+    path: str | None = None,
+    params: Mapping[str, Decimal | bool | str] | None = None,
+) -> RoutePlan:
+    """Resolve every stream of ``strategy`` to a route; strict mode refuses paper fallbacks."""
+    diags: list[Diagnostic] = []
+    routes: list[Route] = []
+    labels = sorted(label.upper() for label in registry)
+    for stream in strategy.streams:
+        entry = registry.resolve(stream.label)
+        if entry is not None:
+            routes.append(_profile_route(stream, entry))
+            continue
+        if stream.label.lower() in PAPER_LABELS:
+            # BACKTEST / PAPER route to paper explicitly, even with an empty registry.
+            routes.append(_paper_route(stream, fallback=False, status="ok"))
+            continue
+        routes.append(_paper_route(stream, fallback=True, status="error" if strict else "fallback"))
+        diags.append(
+            Diagnostic(
+                "warning",
+                "unknown-label",
+                f"label `{stream.label}` has no broker profile: stream `{stream.alias}` "
+                "falls back to paper trading",
+                path=path,
+                line=stream.line,
+                column=stream.label_column,
+                hint=did_you_mean(stream.label, labels),
+                strict=True,
+            )
+        )
+    by_alias = {r.alias: r for r in routes}
+    diags.extend(_volume_checks(strategy, registry, by_alias, path, params))
+    return RoutePlan(strategy.name, tuple(routes), tuple(apply_strict(diags, strict)), strict)
+
+
+def _volume_checks(
+    strategy: Strategy,
+    registry: BrokerRegistry,
+    routes: Mapping[str, Route],
+    path: str | None,
+    params: Mapping[str, Decimal | bool | str] | None,
+) -> Iterable[Diagnostic]:
+    """Order sizes against the instrument overrides the profile knows (SPEC §4.2)."""
+    for action in order_actions(strategy):
+        route = routes.get(action.alias)
+        if route is None or route.type != "mt5":
+            continue
+        entry = registry.resolve(route.profile)
+        if entry is None:
+            continue
+        overrides: Mapping[str, Any] = getattr(entry.profile.settings, "instrument_overrides", {})
+        spec = overrides.get(route.symbol) or overrides.get(route.broker_symbol)
+        qty = static_quantity(strategy, action, params) if spec is not None else None
+        if spec is None or qty is None:
+            continue
+        where = {"path": path, "line": action.line, "column": action.column, "strict": True}
+        min_volume = getattr(spec, "min_volume", None)
+        max_volume = getattr(spec, "max_volume", None)
+        step = getattr(spec, "volume_step", None)
+        venue = f"{route.broker_symbol} on `{route.profile}`"
+        if min_volume is not None and qty < min_volume:
+            yield warning(
+                "volume-below-min",
+                f"order size {qty} is below the minimum volume {min_volume} of {venue}",
+                **where,
+            )
+        elif max_volume is not None and qty > max_volume:
+            yield warning(
+                "volume-above-max",
+                f"order size {qty} is above the maximum volume {max_volume} of {venue}",
+                **where,
+            )
+        if step is not None and step > 0 and qty % step != 0:
+            yield warning(
+                "volume-off-step",
+                f"order size {qty} is not a multiple of the volume step {step} of {venue}",
+                **where,
+            )
+
+
+def check_shared_accounts(
+    plans: Sequence[tuple[str, RoutePlan]],
+    *,
+    allowed: bool,
+    path: str | None = None,
+    line: int | None = None,
+) -> list[Diagnostic]:
+    """Two strategies of one deployment sending the same symbol to the same account (SPEC §4.2)."""
+    if allowed:
+        return []
+    owners: dict[tuple[str, str], str] = {}
+    diags: list[Diagnostic] = []
+    for name, plan in plans:
+        for route in plan.routes:
+            if route.type == "paper":
+                continue  # paper positions are kept per session: nothing nets on an account
+            key = (route.profile, route.broker_symbol)
+            first = owners.setdefault(key, name)
+            if first != name:
+                diags.append(
+                    warning(
+                        "shared-account-symbol",
+                        f"`{name}` and `{first}` both send {route.broker_symbol} to profile "
+                        f"`{route.profile}`; their positions would net on one account",
+                        path=path,
+                        line=line,
+                        hint="set `allow_shared_symbols: true` in the portfolio if intended",
+                        strict=True,
+                    )
+                )
+    return diags

@@ -1,0 +1,257 @@
+"""``qkt validate`` as a library call: parse, check and plan routes for files, portfolios and folders.
+
+Starts nothing and sends nothing. The CLI renders the :class:`ValidationReport` as text, JSON
+(schema ``qkt.validate/1``) or GitHub annotations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from qkt.diagnostics import Diagnostic, apply_strict, error, has_errors, sort_key
+from qkt.routing import (
+    Route,
+    StrictMode,
+    check_shared_accounts,
+    plan_routes,
+    resolve_strict,
+    strict_env_diagnostics,
+)
+
+if TYPE_CHECKING:
+    from qkt.brokers.registry import BrokerRegistry
+    from qkt.config import ResolvedConfig
+
+SCHEMA = "qkt.validate/1"
+STRATEGY_SUFFIXES = (".qkt",)
+PORTFOLIO_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class FileReport:
+    path: str
+    kind: Literal["strategy", "portfolio"]
+    name: str | None = None
+    as_name: str | None = None
+    strict: bool = False
+    routes: list[Route] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    children: list[FileReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.diagnostics) and all(c.ok for c in self.children)
+
+    def all_diagnostics(self) -> list[Diagnostic]:
+        out = list(self.diagnostics)
+        for child in self.children:
+            out.extend(child.all_diagnostics())
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"path": self.path, "kind": self.kind, "name": self.name}
+        if self.as_name is not None:
+            data["as"] = self.as_name
+        data["ok"] = self.ok
+        data["strict"] = self.strict
+        data["routes"] = [r.to_json() for r in self.routes]
+        data["diagnostics"] = [d.to_json() for d in self.diagnostics]
+        if self.kind == "portfolio":
+            data["children"] = [c.to_json() for c in self.children]
+        return data
+
+
+@dataclass
+class ValidationReport:
+    strict: StrictMode
+    config_path: str | None
+    files: list[FileReport] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.diagnostics) and all(f.ok for f in self.files)
+
+    def all_diagnostics(self) -> list[Diagnostic]:
+        out = list(self.diagnostics)
+        for f in self.files:
+            out.extend(f.all_diagnostics())
+        return out
+
+    def counts(self) -> tuple[int, int]:
+        diags = self.all_diagnostics()
+        return (
+            sum(d.severity == "error" for d in diags),
+            sum(d.severity == "warning" for d in diags),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        errors, warnings = self.counts()
+        return {
+            "schema": SCHEMA,
+            "ok": self.ok,
+            "strict": self.strict.on,
+            "config": self.config_path,
+            "summary": {"files": len(self.files), "errors": errors, "warnings": warnings},
+            "files": [f.to_json() for f in self.files],
+            "diagnostics": [d.to_json() for d in self.diagnostics],
+        }
+
+
+def collect_files(paths: Iterable[Path]) -> tuple[list[tuple[Path, str]], list[Diagnostic]]:
+    """Expand PATHs into (file, kind) pairs; directories are searched for strategies and portfolios."""
+    from qkt.portfolio import looks_like_portfolio
+
+    found: list[tuple[Path, str]] = []
+    diags: list[Diagnostic] = []
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(p for p in path.rglob("*") if p.is_file()):
+                if child.suffix in STRATEGY_SUFFIXES:
+                    found.append((child, "strategy"))
+                elif child.suffix in PORTFOLIO_SUFFIXES and looks_like_portfolio(child):
+                    found.append((child, "portfolio"))
+        elif path.suffix in PORTFOLIO_SUFFIXES:
+            found.append((path, "portfolio"))
+        elif path.exists():
+            found.append((path, "strategy"))
+        else:
+            diags.append(error("path-not-found", f"{path}: no such file or directory"))
+    seen: set[Path] = set()
+    unique = []
+    for p, kind in found:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append((p, kind))
+    return unique, diags
+
+
+class Validator:
+    """Validates files against one configuration; reusable across many files (benchmarks, CI)."""
+
+    def __init__(
+        self,
+        config: ResolvedConfig,
+        *,
+        strict_flag: bool | None = None,
+        env: Mapping[str, str] | None = None,
+        registry: BrokerRegistry | None = None,
+    ) -> None:
+        from qkt.brokers.registry import BrokerRegistry
+
+        self.config = config
+        self.env = dict(env or {})
+        self.strict_flag = strict_flag
+        self.strict = resolve_strict(
+            strict_flag, self.env, config.strict_brokers, config.strict_brokers_source
+        )
+        self.registry = registry or BrokerRegistry.from_config(config)
+
+    def global_diagnostics(self) -> list[Diagnostic]:
+        diags = [*self.config.diagnostics, *strict_env_diagnostics(self.env)]
+        return apply_strict(diags, self.strict.on)
+
+    def strategy(
+        self,
+        path: Path,
+        *,
+        strict: bool | None = None,
+        params: Mapping[str, Any] | None = None,
+        as_name: str | None = None,
+        extra: Sequence[Diagnostic] = (),
+    ) -> FileReport:
+        from qkt.dsl import parse_strategy_file
+
+        on = self.strict.on if strict is None else strict
+        parsed = parse_strategy_file(path)
+        report = FileReport(str(path), "strategy", as_name=as_name, strict=on)
+        report.diagnostics.extend(parsed.diagnostics)
+        report.diagnostics.extend(extra)
+        if parsed.strategy is not None:
+            report.name = parsed.strategy.name
+            if not has_errors(extra):
+                plan = plan_routes(parsed.strategy, self.registry, on, path=str(path), params=params)
+                report.routes = list(plan.routes)
+                report.diagnostics.extend(plan.diagnostics)
+        report.diagnostics.sort(key=sort_key)
+        return report
+
+    def portfolio(self, path: Path) -> FileReport:
+        from qkt.portfolio import bind_params, load_portfolio
+
+        portfolio, diags = load_portfolio(path)
+        report = FileReport(str(path), "portfolio", strict=self.strict.on, diagnostics=list(diags))
+        if portfolio is None:
+            return report
+        report.name = portfolio.name
+        strict = resolve_strict(
+            self.strict_flag,
+            self.env,
+            self.config.strict_brokers,
+            self.config.strict_brokers_source,
+            portfolio.strict_brokers,
+            f"portfolio:{path}",
+        )
+        report.strict = strict.on
+        plans = []
+        for entry in portfolio.entries:
+            child = self._child(entry, strict.on, bind_params)
+            report.children.append(child)
+            if child.ok:
+                plans.append((child.as_name or child.name or entry.file, child))
+        route_plans = [(name, _as_plan(c)) for name, c in plans]
+        shared = check_shared_accounts(
+            route_plans,
+            allowed=portfolio.allow_shared_symbols,
+            path=str(path),
+            line=portfolio.line,
+        )
+        report.diagnostics.extend(apply_strict(shared, strict.on))
+        return report
+
+    def _child(self, entry: Any, strict: bool, bind_params: Any) -> FileReport:
+        from qkt.dsl import parse_strategy_file
+
+        if not entry.path.is_file():
+            return FileReport(
+                entry.file,
+                "strategy",
+                as_name=entry.as_name,
+                strict=strict,
+                diagnostics=[entry.missing_file_diagnostic()],
+            )
+        parsed = parse_strategy_file(entry.path)
+        params: Mapping[str, Any] = {}
+        extra: list[Diagnostic] = []
+        if parsed.strategy is not None:
+            params, extra = bind_params(parsed.strategy, entry)
+        as_name = entry.as_name or (parsed.strategy.name if parsed.strategy else None)
+        return self.strategy(entry.path, strict=strict, params=params, as_name=as_name, extra=extra)
+
+    def validate(self, paths: Iterable[Path]) -> ValidationReport:
+        report = ValidationReport(
+            self.strict,
+            str(self.config.path) if self.config.path else None,
+            diagnostics=self.global_diagnostics(),
+        )
+        files, diags = collect_files(paths)
+        report.diagnostics.extend(diags)
+        for path, kind in files:
+            report.files.append(self.portfolio(path) if kind == "portfolio" else self.strategy(path))
+        return report
+
+
+def _as_plan(report: FileReport) -> Any:
+    from qkt.routing import RoutePlan
+
+    return RoutePlan(report.name or "", tuple(report.routes), (), report.strict)
+
+
+def failed_config_report(diags: Sequence[Diagnostic], strict_flag: bool | None) -> ValidationReport:
+    """The report when the configuration itself does not load: nothing else can be checked."""
+    mode = StrictMode(bool(strict_flag), "--strict-brokers" if strict_flag else "default")
+    return ValidationReport(mode, None, diagnostics=list(diags))
