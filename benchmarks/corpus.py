@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import random
 
-LABELS = ["EXNESS", "EXNESS-PERSONAL", "EXNESS-CORPORATE", "BACKTEST", "PAPER", "BYBIT", "ICMARKETS"]
+LABELS = [
+    "EXNESS",
+    "EXNESS-PERSONAL",
+    "EXNESS-CORPORATE",
+    "BACKTEST",
+    "PAPER",
+    "BYBIT",
+    "ICMARKETS",
+]
 SYMBOLS = ["EURUSD", "GBPUSD", "XAUUSD", "NAS100", "BTCUSDT", "ETHUSDT", "USDJPY"]
 TIMEFRAMES = ["1m", "5m", "15m", "1h", "4h", "1d"]
 ONE_ARG = ["sma", "ema", "wma", "rsi", "stdev", "highest", "lowest"]
@@ -63,7 +71,7 @@ def strategy(i: int) -> str:
         )
         lines.append(f"-- rule for {alias}")
         lines.append(f"WHEN {_condition(rng, aliases)}")
-        lines.append(f"THEN {side} {alias} SIZING {sizing}{bracket}; LOG \"{side} {alias}\"")
+        lines.append(f'THEN {side} {alias} SIZING {sizing}{bracket}; LOG "{side} {alias}"')
     if rng.random() < 0.5:
         lines.append(f"WHEN spread > 0 AND ema({aliases[0]}, fast) < {aliases[0]} THEN CLOSE_ALL")
     return "\n".join(lines) + "\n"

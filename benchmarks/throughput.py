@@ -13,11 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.corpus import corpus  # noqa: E402
-from qkt.brokers.registry import BrokerRegistry  # noqa: E402
-from qkt.config import load_config  # noqa: E402
-from qkt.dsl import parse_strategy  # noqa: E402
-from qkt.routing import plan_routes  # noqa: E402
+from benchmarks.corpus import corpus
+from qkt.brokers.registry import BrokerRegistry
+from qkt.config import load_config
+from qkt.dsl import parse_strategy
+from qkt.routing import plan_routes
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,7 +24,9 @@ def measure(cmd: list[str], runs: int) -> list[float]:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, check=False)
         times.append((time.perf_counter() - start) * 1000)
         if proc.returncode != 0:
-            sys.exit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout.decode()}{proc.stderr.decode()}")
+            sys.exit(
+                f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout.decode()}{proc.stderr.decode()}"
+            )
     return times
 
 

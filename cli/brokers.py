@@ -35,7 +35,9 @@ def _value(fields: dict[str, dict[str, Any]], name: str) -> str:
 @app.command("list")
 def list_profiles(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema qkt.brokers/1).")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (schema qkt.brokers/1).")
+    ] = False,
 ) -> None:
     """List every resolved profile: built-ins, the config file's, and env-only ones."""
     config = load(ctx)
@@ -44,7 +46,7 @@ def list_profiles(
         output.print_json(
             {
                 "schema": SCHEMA,
-                "config": str(config.path) if config.path else None,
+                "config": config.display,
                 "profiles": [_profile_json(p) for p in profiles],
                 "diagnostics": [d.to_json() for d in config.diagnostics],
             }
@@ -65,7 +67,9 @@ def list_profiles(
                 ", ".join(sources),
             ]
         )
-    title = f"config: {config.path}" if config.path else "config: none (built-in profiles only)"
+    title = (
+        f"config: {config.display}" if config.display else "config: none (built-in profiles only)"
+    )
     output.table(
         ["NAME", "TYPE", "TARGET", "SUFFIX", "TIME ZONE", "MAGIC", "FROM"], rows, title=title
     )
@@ -76,7 +80,9 @@ def list_profiles(
 def show_profile(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Profile name (case-insensitive), e.g. exness.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (schema qkt.brokers/1).")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (schema qkt.brokers/1).")
+    ] = False,
 ) -> None:
     """Show one profile field by field, with the source of every value."""
     from qkt.diagnostics import did_you_mean, error
@@ -96,7 +102,10 @@ def show_profile(
         output.print_json({"schema": SCHEMA, "profiles": [_profile_json(profile)]})
         return
     fields = profile.public_fields()
-    rows = [[k, "-" if v["value"] is None else _render(v["value"]), v["source"]] for k, v in fields.items()]
+    rows = [
+        [k, "-" if v["value"] is None else _render(v["value"]), v["source"]]
+        for k, v in fields.items()
+    ]
     output.table(
         ["FIELD", "VALUE", "SOURCE"],
         rows,

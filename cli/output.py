@@ -17,7 +17,7 @@ from qkt.diagnostics import Diagnostic
 
 def use_rich(stream: IO[str] | None = None) -> bool:
     stream = stream or sys.stdout
-    if os.environ.get("QKT_PLAIN") or os.environ.get("TERM") == "dumb":
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
     return bool(getattr(stream, "isatty", lambda: False)())
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from qkt.validation import FileReport, ValidationReport
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     text = "text"
     json = "json"
     github = "github"
@@ -117,7 +117,17 @@ def _render_file(f: FileReport, indent: str = "") -> None:
             for r in f.routes
         ]
         output.table(
-            ["ALIAS", "STREAM", "TF", "PROFILE", "TYPE", "TARGET", "BROKER SYMBOL", "MAGIC", "STATUS"],
+            [
+                "ALIAS",
+                "STREAM",
+                "TF",
+                "PROFILE",
+                "TYPE",
+                "TARGET",
+                "BROKER SYMBOL",
+                "MAGIC",
+                "STATUS",
+            ],
             rows,
         )
     output.print_diagnostics(f.diagnostics)

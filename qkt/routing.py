@@ -132,10 +132,9 @@ def _paper_route(stream: Stream, *, fallback: bool, status: RouteStatus) -> Rout
 
 def _profile_route(stream: Stream, entry: RegistryEntry) -> Route:
     profile = entry.profile
-    settings: Any = profile.settings
     broker_symbol = stream.symbol
     if profile.type == "mt5":
-        broker_symbol = to_broker_symbol(stream.symbol, settings.aliases, settings.symbol_suffix)
+        broker_symbol = to_broker_symbol(stream.symbol, profile.aliases, profile.symbol_suffix)
     return Route(
         alias=stream.alias,
         label=stream.label,
@@ -206,15 +205,14 @@ def _volume_checks(
         entry = registry.resolve(route.profile)
         if entry is None:
             continue
-        overrides: Mapping[str, Any] = getattr(entry.profile.settings, "instrument_overrides", {})
-        spec = overrides.get(route.symbol) or overrides.get(route.broker_symbol)
+        spec = entry.profile.instrument(route.symbol, route.broker_symbol)
         qty = static_quantity(strategy, action, params) if spec is not None else None
         if spec is None or qty is None:
             continue
         where = {"path": path, "line": action.line, "column": action.column, "strict": True}
-        min_volume = getattr(spec, "min_volume", None)
-        max_volume = getattr(spec, "max_volume", None)
-        step = getattr(spec, "volume_step", None)
+        min_volume = spec.get("min_volume")
+        max_volume = spec.get("max_volume")
+        step = spec.get("volume_step")
         venue = f"{route.broker_symbol} on `{route.profile}`"
         if min_volume is not None and qty < min_volume:
             yield warning(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from qkt.diagnostics import Diagnostic, apply_strict, error, has_errors, sort_key
 from qkt.routing import (
     Route,
+    RoutePlan,
     StrictMode,
     check_shared_accounts,
     plan_routes,
@@ -24,6 +25,8 @@ from qkt.routing import (
 if TYPE_CHECKING:
     from qkt.brokers.registry import BrokerRegistry
     from qkt.config import ResolvedConfig
+    from qkt.dsl import ParsedStrategy
+    from qkt.portfolio import PortfolioEntry
 
 SCHEMA = "qkt.validate/1"
 STRATEGY_SUFFIXES = (".qkt",)
@@ -163,25 +166,26 @@ class Validator:
         params: Mapping[str, Any] | None = None,
         as_name: str | None = None,
         extra: Sequence[Diagnostic] = (),
+        parsed: ParsedStrategy | None = None,
     ) -> FileReport:
         from qkt.dsl import parse_strategy_file
 
         on = self.strict.on if strict is None else strict
-        parsed = parse_strategy_file(path)
+        if parsed is None:
+            parsed = parse_strategy_file(path)
         report = FileReport(str(path), "strategy", as_name=as_name, strict=on)
         report.diagnostics.extend(parsed.diagnostics)
         report.diagnostics.extend(extra)
         if parsed.strategy is not None:
             report.name = parsed.strategy.name
-            if not has_errors(extra):
-                plan = plan_routes(parsed.strategy, self.registry, on, path=str(path), params=params)
-                report.routes = list(plan.routes)
-                report.diagnostics.extend(plan.diagnostics)
+            plan = plan_routes(parsed.strategy, self.registry, on, path=str(path), params=params)
+            report.routes = list(plan.routes)
+            report.diagnostics.extend(plan.diagnostics)
         report.diagnostics.sort(key=sort_key)
         return report
 
     def portfolio(self, path: Path) -> FileReport:
-        from qkt.portfolio import bind_params, load_portfolio
+        from qkt.portfolio import load_portfolio
 
         portfolio, diags = load_portfolio(path)
         report = FileReport(str(path), "portfolio", strict=self.strict.on, diagnostics=list(diags))
@@ -197,28 +201,39 @@ class Validator:
             f"portfolio:{path}",
         )
         report.strict = strict.on
-        plans = []
+        names: dict[str, PortfolioEntry] = {}
         for entry in portfolio.entries:
-            child = self._child(entry, strict.on, bind_params)
+            child = self._child(entry, strict.on)
             report.children.append(child)
-            if child.ok:
-                plans.append((child.as_name or child.name or entry.file, child))
-        route_plans = [(name, _as_plan(c)) for name, c in plans]
+            if child.as_name is None:
+                continue
+            first = names.setdefault(child.as_name, entry)
+            if first is not entry and entry.as_name is None:
+                report.diagnostics.append(
+                    error(
+                        "duplicate-name",
+                        f"two strategies would deploy as `{child.as_name}` (first on line "
+                        f"{first.line}); give this one a different `as:`",
+                        path=str(path),
+                        line=entry.line,
+                        column=entry.column,
+                    )
+                )
+        plans = [(c.as_name or c.name or c.path, _as_plan(c)) for c in report.children if c.ok]
         shared = check_shared_accounts(
-            route_plans,
-            allowed=portfolio.allow_shared_symbols,
-            path=str(path),
-            line=portfolio.line,
+            plans, allowed=portfolio.allow_shared_symbols, path=str(path), line=portfolio.line
         )
         report.diagnostics.extend(apply_strict(shared, strict.on))
+        report.diagnostics.sort(key=sort_key)
         return report
 
-    def _child(self, entry: Any, strict: bool, bind_params: Any) -> FileReport:
+    def _child(self, entry: PortfolioEntry, strict: bool) -> FileReport:
         from qkt.dsl import parse_strategy_file
+        from qkt.portfolio import NAME_PATTERN, bind_params, default_as_name
 
         if not entry.path.is_file():
             return FileReport(
-                entry.file,
+                str(entry.path),
                 "strategy",
                 as_name=entry.as_name,
                 strict=strict,
@@ -227,27 +242,43 @@ class Validator:
         parsed = parse_strategy_file(entry.path)
         params: Mapping[str, Any] = {}
         extra: list[Diagnostic] = []
+        as_name = entry.as_name
         if parsed.strategy is not None:
             params, extra = bind_params(parsed.strategy, entry)
-        as_name = entry.as_name or (parsed.strategy.name if parsed.strategy else None)
-        return self.strategy(entry.path, strict=strict, params=params, as_name=as_name, extra=extra)
+            if as_name is None:
+                as_name = default_as_name(parsed.strategy.name)
+                if NAME_PATTERN.fullmatch(as_name) is None:
+                    extra.append(
+                        error(
+                            "bad-name",
+                            f"strategy name `{parsed.strategy.name}` is not a valid deployment "
+                            "name ([a-z0-9][a-z0-9_-]*)",
+                            path=entry.source,
+                            line=entry.line,
+                            column=entry.column,
+                            hint="give the entry an `as:`",
+                        )
+                    )
+        return self.strategy(
+            entry.path, strict=strict, params=params, as_name=as_name, extra=extra, parsed=parsed
+        )
 
     def validate(self, paths: Iterable[Path]) -> ValidationReport:
         report = ValidationReport(
             self.strict,
-            str(self.config.path) if self.config.path else None,
+            self.config.display,
             diagnostics=self.global_diagnostics(),
         )
         files, diags = collect_files(paths)
         report.diagnostics.extend(diags)
         for path, kind in files:
-            report.files.append(self.portfolio(path) if kind == "portfolio" else self.strategy(path))
+            report.files.append(
+                self.portfolio(path) if kind == "portfolio" else self.strategy(path)
+            )
         return report
 
 
-def _as_plan(report: FileReport) -> Any:
-    from qkt.routing import RoutePlan
-
+def _as_plan(report: FileReport) -> RoutePlan:
     return RoutePlan(report.name or "", tuple(report.routes), (), report.strict)
 
 

@@ -37,7 +37,8 @@ class YamlDoc:
             if hit is not None:
                 return hit
             probe = probe[:-1]
-        return self.positions.get((), (None, None))  # type: ignore[return-value]
+        root = self.positions.get(())
+        return (root[0], root[1]) if root is not None else (None, None)
 
     def line(self, keypath: KeyPath) -> int | None:
         return self.where(keypath)[0]
@@ -61,7 +62,9 @@ class _Builder:
             for key_node, value_node in node.value:
                 key = self.loader.construct_object(key_node, deep=True)
                 if not isinstance(key, Hashable) or isinstance(key, (list, dict)):
-                    self.problems.append(self._at(key_node, "yaml-bad-key", "a key must be a scalar"))
+                    self.problems.append(
+                        self._at(key_node, "yaml-bad-key", "a key must be a scalar")
+                    )
                     continue
                 name = key if isinstance(key, str) else str(key)
                 child = (*keypath, name)
@@ -110,7 +113,9 @@ def load_yaml(text: str, path: str) -> tuple[YamlDoc | None, list[Diagnostic]]:
         line = mark.line + 1 if mark is not None else None
         column = mark.column + 1 if mark is not None else None
         problem = exc.problem or exc.context or "invalid YAML"
-        return None, [error("yaml-syntax", f"invalid YAML: {problem}", path=path, line=line, column=column)]
+        return None, [
+            error("yaml-syntax", f"invalid YAML: {problem}", path=path, line=line, column=column)
+        ]
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
         # ValueError/TypeError come from constructors (e.g. a timestamp like 2026-13-45).
         return None, [error("yaml-syntax", f"invalid YAML: {exc}".splitlines()[0], path=path)]

@@ -63,9 +63,7 @@ class BrokerRegistry(Mapping[str, RegistryEntry]):
 
     @classmethod
     def from_config(cls, config: ResolvedConfig) -> BrokerRegistry:
-        return cls(
-            {name: RegistryEntry(p, factory_for(p)) for name, p in config.profiles.items()}
-        )
+        return cls({name: RegistryEntry(p, factory_for(p)) for name, p in config.profiles.items()})
 
     def resolve(self, label: str) -> RegistryEntry | None:
         return self._entries.get(label.lower())
