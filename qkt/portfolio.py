@@ -72,16 +72,6 @@ class Portfolio:
         return f"{self.name}/{as_name}"
 
 
-def looks_like_portfolio(path: Path) -> bool:
-    """Cheap sniff for directory scans: a YAML mapping with a ``strategies`` key at the top."""
-    try:
-        with path.open(encoding="utf-8") as fh:
-            head = fh.read(65536)
-    except (OSError, UnicodeDecodeError):
-        return False
-    return re.search(r"^strategies\s*:", head, re.MULTILINE) is not None
-
-
 class _Reader:
     """Checks the plain YAML data field by field, collecting positioned diagnostics."""
 

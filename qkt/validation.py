@@ -6,6 +6,7 @@ Starts nothing and sends nothing. The CLI renders the :class:`ValidationReport` 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,10 +105,18 @@ class ValidationReport:
         }
 
 
+def looks_like_portfolio(path: Path) -> bool:
+    """Cheap sniff for directory scans: a YAML mapping with a ``strategies`` key at the top."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            head = fh.read(65536)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return re.search(r"^strategies\s*:", head, re.MULTILINE) is not None
+
+
 def collect_files(paths: Iterable[Path]) -> tuple[list[tuple[Path, str]], list[Diagnostic]]:
     """Expand PATHs into (file, kind) pairs; directories are searched for strategies and portfolios."""
-    from qkt.portfolio import looks_like_portfolio
-
     found: list[tuple[Path, str]] = []
     diags: list[Diagnostic] = []
     for path in paths:

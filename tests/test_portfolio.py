@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from qkt.config import load_config
-from qkt.portfolio import load_portfolio, looks_like_portfolio
-from qkt.validation import Validator
+from qkt.portfolio import load_portfolio
+from qkt.validation import Validator, looks_like_portfolio
 from tests.conftest import SEED, Writer
 
 PARAMS = """STRATEGY cross VERSION 1
