@@ -49,7 +49,11 @@ def parse_strategy(text: str, path: str | None = None) -> ParsedStrategy:
     strategy = parser.parse()
     diags.extend(parser.diags)
     if strategy is not None:
-        diags.extend(Checker(strategy, path).check())
+        try:
+            diags.extend(Checker(strategy, path).check())
+        except RecursionError:  # e.g. ten thousand terms chained with `+`: refuse, don't crash
+            where = {"path": path, "line": strategy.line, "column": strategy.column}
+            diags.append(error("too-deep", "expressions are too long or deeply nested", **where))
     if len(diags) > 1:
         diags.sort(key=sort_key)
     if len(diags) > MAX_DIAGNOSTICS:
@@ -101,4 +105,7 @@ def static_quantity(
     values: dict[str, Decimal | bool | str] = {p.name: p.value for p in strategy.params}
     if params:
         values.update(params)
-    return constant_value(sizing.value, values)
+    try:
+        return constant_value(sizing.value, values)
+    except RecursionError:  # absurdly long arithmetic: not a static size
+        return None

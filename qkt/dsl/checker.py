@@ -219,6 +219,8 @@ class Checker:
                 self._want(e.left, left, "bool", e.op.upper())
                 self._want(e.right, right, "bool", e.op.upper())
                 return "bool"
+            if e.op in ("=", "!=") and left == right:
+                return "bool"  # equality works on any two values of one kind
             self._want(e.left, left, "num", f"`{e.op}`")
             self._want(e.right, right, "num", f"`{e.op}`")
             return "bool" if e.op in ast.COMPARISON else "num"

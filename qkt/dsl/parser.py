@@ -481,11 +481,14 @@ class Parser:
         return left
 
     def not_(self) -> ast.Expr:
-        tok = self.toks[self.i]
-        if tok[0] == "kw" and tok[1] == "NOT":
+        nots: list[Token] = []
+        while self.at_kw("NOT"):  # a loop, not recursion: NOT NOT ... cannot exhaust the stack
+            nots.append(self.toks[self.i])
             self.i += 1
-            return ast.Not(self.not_() if self.depth < MAX_DEPTH else self.cmp(), tok[2], tok[3])
-        return self.cmp()
+        expr = self.cmp()
+        for tok in reversed(nots):
+            expr = ast.Not(expr, tok[2], tok[3])
+        return expr
 
     def cmp(self) -> ast.Expr:
         left = self.sum()
@@ -545,14 +548,17 @@ class Parser:
                 return left
 
     def unary(self) -> ast.Expr:
-        tok = self.toks[self.i]
-        if tok[0] == "op" and tok[1] == "-":
+        signs: list[Token] = []
+        while self.at_op("-"):
+            signs.append(self.toks[self.i])
             self.i += 1
-            operand = self.unary() if self.depth < MAX_DEPTH else self.atom()
-            if isinstance(operand, ast.Number):
-                return ast.Number(-operand.value, tok[2], tok[3])
-            return ast.Unary("-", operand, tok[2], tok[3])
-        return self.atom()
+        expr = self.atom()
+        for tok in reversed(signs):
+            if isinstance(expr, ast.Number):
+                expr = ast.Number(-expr.value, tok[2], tok[3])
+            else:
+                expr = ast.Unary("-", expr, tok[2], tok[3])
+        return expr
 
     def atom(self) -> ast.Expr:
         tok = self.toks[self.i]
