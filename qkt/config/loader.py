@@ -22,7 +22,7 @@ from qkt.config.builtins import BUILTIN_PROFILES
 from qkt.config.expand import expand_tree
 from qkt.config.models import PROFILE_MODELS, SECRET_FIELDS, ConfigFile
 from qkt.config.resolved import ResolvedConfig, ResolvedProfile, Secret
-from qkt.diagnostics import Diagnostic, did_you_mean, error, warning
+from qkt.diagnostics import Diagnostic, did_you_mean, error, has_errors, sort_key, warning
 from qkt.errors import ConfigError
 from qkt.yamlsrc import KeyPath, YamlDoc, load_yaml
 
@@ -101,8 +101,8 @@ class Resolver:
         top = self.validate_top(data)
         profiles = self.resolve_profiles(brokers if brokers is not None else {})
         self.cross_checks(profiles)
-        errors = [d for d in self.diags if d.severity == "error"]
-        if errors:
+        self.diags.sort(key=sort_key)
+        if has_errors(self.diags):
             raise ConfigError(self.diags)
         return self.build(top, profiles)
 
@@ -188,7 +188,7 @@ class Resolver:
                 keypath,
             )
             return None
-        if kind not in PROFILE_MODELS:
+        if not isinstance(kind, str) or kind not in PROFILE_MODELS:
             self.fail(
                 "bad-type",
                 f"profile `{name}` has unknown type `{kind}` (mt5, bybit or paper)",
@@ -436,7 +436,7 @@ class Resolver:
             display=self.display or None,
             strict_brokers=top.strict_brokers,
             strict_brokers_source=strict_source,
-            state_dir=Path(state_dir).expanduser() if state_dir else None,
+            state_dir=_expand_home(state_dir, self.env) if state_dir else None,
             market_data=top.market_data.model_dump(),
             paper={k: _plain(v) for k, v in top.paper.model_dump().items()},
             profiles=profiles,
@@ -455,6 +455,13 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal | str | int | float | bool) or value is None:
         return value
     return value
+
+
+def _expand_home(path: str, env: Mapping[str, str]) -> Path:
+    home = env.get("HOME")
+    if home and (path == "~" or path.startswith("~/")):
+        return Path(home) / path[2:]
+    return Path(path).expanduser()
 
 
 def _dotted(keypath: KeyPath) -> str:
