@@ -172,3 +172,16 @@ def test_root_config_routes_the_seed_accounts(root: Path) -> None:
         ("exness-personal", "EURUSDm", 10005, "http://localhost:5005"),
         ("exness-corporate", "USTECm", 10006, "http://localhost:5006"),
     ]
+
+
+def test_registry_is_keyed_by_lowercased_label_and_factories_say_not_yet(write: Writer) -> None:
+    from qkt.errors import NotImplementedBrokerError
+
+    reg = registry(write)
+    assert "EXNESS" in reg and "Exness" in reg and "oanda" not in reg
+    assert reg.resolve("EXNESS-personal") is None
+    entry = reg["ExNeSs"]
+    assert entry.profile.name == "exness"
+    with pytest.raises(NotImplementedBrokerError) as info:
+        entry.factory(None, None, None)  # type: ignore[arg-type]
+    assert info.value.diagnostics[0].code == "broker-not-implemented"

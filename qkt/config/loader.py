@@ -380,7 +380,8 @@ class Resolver:
         if str(loc[0]) not in SECRET_FIELDS and isinstance(err.get("input"), str | int | float):
             shown = f", got {err['input']!r}"
         code = "bad-url" if str(loc[0]) in ("gateway_url", "base_url") else "bad-value"
-        self.fail(code, f"{owner}`{dotted}`: {message.lower()}{shown}", keypath)
+        message = message[:1].lower() + message[1:]
+        self.fail(code, f"{owner}`{dotted}`: {message}{shown}", keypath)
 
     def cross_checks(self, layers: dict[str, _Layer]) -> None:
         self.models: dict[str, BaseModel] = {}
