@@ -55,7 +55,17 @@ def list_profiles(
     rows = []
     for p in profiles:
         fields = p.public_fields()
-        sources = sorted({fields[f]["source"] for f in _SUMMARY if f in fields} | {p.origin})
+        sources = [
+            p.origin,
+            *sorted(
+                {
+                    v["source"]
+                    for v in fields.values()
+                    if v["source"].startswith(("extends:", "env:"))
+                }
+                | ({"flag"} if any(v["source"] == "flag" for v in fields.values()) else set())
+            ),
+        ]
         rows.append(
             [
                 p.name,

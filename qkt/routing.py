@@ -176,8 +176,8 @@ def plan_routes(
             Diagnostic(
                 "warning",
                 "unknown-label",
-                f"label `{stream.label}` has no broker profile: stream `{stream.alias}` "
-                "falls back to paper trading",
+                f"label `{stream.label}` has no broker profile (stream `{stream.alias}` "
+                "would fall back to paper trading)",
                 path=path,
                 line=stream.line,
                 column=stream.label_column,
