@@ -12,7 +12,6 @@ from cli.common import load
 app = typer.Typer(help="Show the resolved broker profiles.", no_args_is_help=True)
 
 SCHEMA = "qkt.brokers/1"
-_SUMMARY = ("gateway_url", "base_url", "symbol_suffix", "server_time_zone", "magic")
 
 
 def _profile_json(profile: Any) -> dict[str, Any]:
