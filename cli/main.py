@@ -69,9 +69,10 @@ def root(
 
 
 def _register() -> None:
-    from cli import brokers, config_cmd, validate
+    from cli import brokers, config_cmd, run, validate
 
     validate.register(app)
+    run.register(app)
     app.add_typer(brokers.app, name="brokers")
     app.add_typer(config_cmd.app, name="config")
 

@@ -1,0 +1,284 @@
+"""``qkt run FILE --replay CSV``: one session in the foreground, orders and fills as they happen."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli import output
+from cli.common import globals_of
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+
+
+def _speed(value: str) -> str | float:
+    if value in ("max", "realtime"):
+        return value
+    try:
+        factor = float(value)
+    except ValueError:
+        raise typer.BadParameter("use max, realtime or a positive multiplier such as 10") from None
+    if factor <= 0:
+        raise typer.BadParameter("the multiplier must be positive")
+    return factor
+
+
+def _params(values: list[str]) -> dict[str, Decimal | bool | str]:
+    parsed: dict[str, Decimal | bool | str] = {}
+    for item in values:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{item!r}: use NAME=VALUE", param_hint="--param")
+        lowered = raw.strip().lower()
+        if lowered in ("true", "false"):
+            parsed[name] = lowered == "true"
+            continue
+        try:
+            parsed[name] = Decimal(raw)
+        except ArithmeticError:
+            parsed[name] = raw
+    return parsed
+
+
+def run(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(help="The .qkt strategy to run.", exists=True, dir_okay=False)
+    ],
+    replay: Annotated[
+        Path | None,
+        typer.Option(
+            "--replay",
+            help="CSV of bars or ticks to replay (default: market_data.replay of the config).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    speed: Annotated[
+        str, typer.Option("--speed", help="max, realtime, or a multiplier of real time such as 10.")
+    ] = "max",
+    strict_brokers: Annotated[
+        bool | None,
+        typer.Option(
+            "--strict-brokers/--no-strict-brokers",
+            help="Refuse labels with no broker profile instead of trading them on paper.",
+            show_default=False,
+        ),
+    ] = None,
+    paper: Annotated[
+        bool,
+        typer.Option(
+            "--paper", help="Fill every stream on paper, whatever its route (said in the output)."
+        ),
+    ] = False,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="Override a PARAM: NAME=VALUE (repeatable).")
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="One JSON object per line: order, fill, rejected, summary."),
+    ] = False,
+) -> None:
+    """Run one strategy in the foreground on replayed data and print every order and fill.
+
+    Routing follows the configuration exactly as a daemon session would; `--paper` fills every
+    stream on paper instead. The same input always prints the same output. Ctrl-C stops with the
+    summary.
+    """
+    from qkt.brokers.registry import BrokerRegistry
+    from qkt.config import load_config
+    from qkt.dsl import parse_strategy_file
+    from qkt.errors import StrategyError
+    from qkt.feeds.replay import ReplaySource
+    from qkt.routing import resolve_strict
+    from qkt.session import LiveSession
+
+    env = dict(os.environ)
+    config = load_config(globals_of(ctx).config, env=env)
+    parsed = parse_strategy_file(file)
+    if not parsed.ok or parsed.strategy is None:
+        raise StrategyError([d for d in parsed.diagnostics if d.severity == "error"])
+    source_path = replay
+    if source_path is None:
+        market = config.market_data
+        if market.source == "replay" and market.replay is not None:
+            source_path = Path(market.replay.path)
+    if source_path is None:
+        raise typer.BadParameter(
+            "live venue quotes need the MT5 adapter, which this version does not have: "
+            "pass --replay CSV (sample data is in examples/data/)",
+            param_hint="--replay",
+        )
+    strict = resolve_strict(
+        strict_brokers, env, config.strict_brokers, config.strict_brokers_source
+    )
+    printer = _Printer(as_json, parsed.strategy.name)
+    balance = Decimal(config.paper.starting_balance)
+    session = LiveSession(
+        parsed.strategy,
+        BrokerRegistry.from_config(config),
+        strict=strict.on,
+        params=_params(param or []),
+        path=str(file),
+        starting_balance=balance,
+        paper_only=paper,
+        on_event=printer.event,
+    )
+    output.print_diagnostics(session.warnings, err=True)
+    printer.routes(session, paper)
+    source = ReplaySource(source_path, _speed(speed))
+    interrupted = False
+    try:
+        for row in source:
+            session.on_row(row)
+    except KeyboardInterrupt:
+        interrupted = True
+    printer.summary(session.finish(), interrupted)
+    if interrupted:
+        raise typer.Exit(130)
+
+
+def _money(value: Decimal) -> str:
+    """Decimals as plain strings, at most 8 places, no exponent."""
+    quantized = value.quantize(Decimal("0.00000001"))
+    text = format(quantized.normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+def _iso(moment: Any) -> str:
+    return str(moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+class _Printer:
+    def __init__(self, as_json: bool, strategy: str) -> None:
+        self.as_json = as_json
+        self.strategy = strategy
+        self.route_of: dict[str, str] = {}
+        self.alias_of: dict[str, str] = {}
+
+    def _emit(self, data: dict[str, Any], text: str) -> None:
+        if self.as_json:
+            sys.stdout.write(json.dumps(data) + "\n")
+        else:
+            sys.stdout.write(text + "\n")
+
+    def routes(self, session: Any, paper: bool) -> None:
+        for route in session.plan.routes:
+            self.route_of[route.label.lower()] = (
+                "paper" if route.type == "paper" or paper else route.profile
+            )
+        if self.as_json:
+            return
+        for route in session.plan.routes:
+            where = self.route_of[route.label.lower()]
+            note = " (--paper)" if paper and route.type != "paper" else ""
+            output.echo(
+                f"route  {route.alias}: {route.label}:{route.symbol} {route.timeframe} -> "
+                f"{where}{note} [{route.status}]"
+            )
+
+    def event(self, event: Any) -> None:
+        from qkt.engine.events import (
+            LogEvent,
+            OrderAccepted,
+            OrderFilled,
+            OrderRejected,
+            OrderRequest,
+        )
+
+        if isinstance(event, OrderRequest):
+            self.alias_of[event.client_id] = event.alias
+            route = self.route_of.get(event.label.lower(), "paper")
+            data = {
+                "event": "order",
+                "time": _iso(event.time),
+                "strategy": event.strategy,
+                "alias": event.alias,
+                "label": event.label,
+                "symbol": event.symbol,
+                "side": event.side,
+                "qty": _money(event.qty),
+                "stop_loss": None if event.stop_loss is None else _money(event.stop_loss),
+                "take_profit": None if event.take_profit is None else _money(event.take_profit),
+                "route": route,
+                "client_id": event.client_id,
+            }
+            legs = ""
+            if event.stop_loss is not None:
+                legs += f" sl {data['stop_loss']}"
+            if event.take_profit is not None:
+                legs += f" tp {data['take_profit']}"
+            self._emit(
+                data,
+                f"{data['time']}  order     {event.side.upper():4} {data['qty']} "
+                f"{event.label}:{event.symbol}{legs} -> {route}  [{event.client_id}]",
+            )
+        elif isinstance(event, OrderFilled):
+            route = self.route_of.get(event.label.lower(), "paper")
+            data = {
+                "event": "fill",
+                "time": _iso(event.time),
+                "strategy": self.strategy,
+                "alias": self.alias_of.get(event.client_id),
+                "label": event.label,
+                "symbol": event.symbol,
+                "side": event.side,
+                "qty": _money(event.qty),
+                "price": _money(event.price),
+                "reason": event.reason,
+                "route": route,
+                "client_id": event.client_id,
+            }
+            self._emit(
+                data,
+                f"{data['time']}  fill      {event.side.upper():4} {data['qty']} "
+                f"{event.label}:{event.symbol} @ {data['price']} ({event.reason})  [{event.client_id}]",
+            )
+        elif isinstance(event, OrderRejected):
+            data = {
+                "event": "rejected",
+                "time": _iso(event.time),
+                "strategy": self.strategy,
+                "client_id": event.client_id,
+                "reason": event.reason,
+            }
+            self._emit(data, f"{data['time']}  rejected  {event.reason}  [{event.client_id}]")
+        elif isinstance(event, LogEvent):
+            data = {
+                "event": "log",
+                "time": _iso(event.time),
+                "level": event.level,
+                "message": event.message,
+            }
+            self._emit(data, f"{data['time']}  log       {event.level}: {event.message}")
+        elif isinstance(event, OrderAccepted):
+            return
+
+    def summary(self, summary: Any, interrupted: bool) -> None:
+        data = {
+            "event": "summary",
+            "strategy": self.strategy,
+            "trades": summary.trades,
+            "win_rate": _money(summary.win_rate),
+            "fills": summary.fills,
+            "rejected": summary.rejected,
+            "realized_pnl": _money(summary.realized_pnl),
+            "commission": _money(summary.commission),
+            "max_drawdown": _money(summary.max_drawdown),
+            "final_equity": _money(summary.final_equity),
+            "interrupted": interrupted,
+        }
+        text = (
+            f"summary: {summary.trades} trades, win rate {data['win_rate']}%, {summary.fills} fills, "
+            f"realized PnL {data['realized_pnl']}, max drawdown {data['max_drawdown']}, "
+            f"final equity {data['final_equity']}" + (" (interrupted)" if interrupted else "")
+        )
+        self._emit(data, text)

@@ -1,0 +1,97 @@
+"""Typed events of the core: market data in, order requests out, broker outcomes back in.
+
+Prices of bars are floats (what indicators consume); everything about money — order quantities,
+fill prices, PnL — is a :class:`~decimal.Decimal`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+Side = Literal["buy", "sell"]
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One bar of a symbol; ``time`` is its open time (UTC)."""
+
+    symbol: str
+    time: datetime
+    seconds: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float = 0.0
+
+    @property
+    def end(self) -> datetime:
+        from datetime import timedelta
+
+        return self.time + timedelta(seconds=self.seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    symbol: str
+    time: datetime
+    bid: float
+    ask: float
+    volume: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """A market order of one stream, with optional protective prices."""
+
+    client_id: str
+    strategy: str
+    alias: str
+    label: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    time: datetime
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    reduce_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAccepted:
+    client_id: str
+    broker: str
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected:
+    client_id: str
+    broker: str
+    reason: str
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled:
+    client_id: str
+    broker: str
+    label: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    time: datetime
+    reason: Literal["market", "stop_loss", "take_profit"] = "market"
+    commission: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    strategy: str
+    level: str
+    message: str
+    time: datetime

@@ -1,0 +1,428 @@
+"""A checked strategy compiled into closures: streams, shared indicators, edge-triggered rules.
+
+Semantics (docs/language.md): a rule is evaluated when a bar closes on a stream its condition refers
+to, in file order, and fires when its condition turns from false to true. Indicators are null until
+warmed up; arithmetic with null is null; comparisons, BETWEEN, IN and crosses with null are false.
+Identical indicator calls share one instance. An indicator updates when a bar closes on the first
+stream its input refers to.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol
+
+from qkt.dsl import ast
+from qkt.dsl.static import constant_value, walk
+from qkt.engine import indicators as ind
+from qkt.engine.events import Bar
+
+Value = float | bool | str | None
+Fn = Callable[[], Value]
+
+
+class Portfolio(Protocol):
+    """What rules may read about positions and the account (provided by the session)."""
+
+    def position(self, alias: str, field: str | None) -> float | None: ...
+
+    def account(self, field: str) -> float | None: ...
+
+
+@dataclass
+class StreamState:
+    alias: str
+    label: str
+    symbol: str
+    seconds: int
+    bar: Bar | None = None
+    updaters: list[Callable[[Bar], None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """A fired BUY/SELL with every expression already evaluated."""
+
+    alias: str
+    side: str
+    sizing_kind: str
+    sizing_value: Decimal | None
+    stop_loss: tuple[str, Decimal] | None
+    take_profit: tuple[str, Decimal] | None
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class CloseIntent:
+    alias: str | None  # None: every stream
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogIntent:
+    level: str
+    message: str
+    line: int
+
+
+Intent = OrderIntent | CloseIntent | LogIntent
+
+
+@dataclass
+class Rule:
+    condition: Callable[[], bool]
+    actions: list[Callable[[], Intent | None]]
+    streams: frozenset[str]
+    line: int
+    previous: bool = False
+
+
+_ARITH: dict[str, Callable[[float, float], float]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+}
+_CMP: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "=": operator.eq,
+    "!=": operator.ne,
+}
+
+
+def _canon(expr: ast.Expr) -> Any:
+    """A position-free key of an expression, so identical calls share one indicator."""
+    if isinstance(expr, ast.Number):
+        return float(expr.value)
+    if isinstance(expr, ast.Name):
+        return ("name", expr.name)
+    if isinstance(expr, ast.Field):
+        return ("field", expr.alias, expr.field)
+    if isinstance(expr, ast.Call):
+        return ("call", expr.name, tuple(_canon(a) for a in expr.args))
+    if isinstance(expr, ast.Unary):
+        return ("neg", _canon(expr.operand))
+    if isinstance(expr, ast.Binary):
+        return ("bin", expr.op, _canon(expr.left), _canon(expr.right))
+    return ("other", id(expr))
+
+
+class Runtime:
+    """One strategy's evaluation state. ``on_bar`` feeds a closed bar and returns fired intents."""
+
+    def __init__(
+        self,
+        strategy: ast.Strategy,
+        portfolio: Portfolio,
+        params: Mapping[str, Decimal | bool | str] | None = None,
+    ) -> None:
+        self.strategy = strategy
+        self.portfolio = portfolio
+        self.params: dict[str, Decimal | bool | str] = {p.name: p.value for p in strategy.params}
+        if params:
+            self.params.update(params)
+        self.lets = {let.name: let.expr for let in strategy.lets}
+        self.streams = {
+            s.alias: StreamState(s.alias, s.label, s.symbol, s.timeframe_seconds)
+            for s in strategy.streams
+        }
+        self._indicators: dict[Any, Any] = {}
+        self._let_fns: dict[str, Fn] = {}
+        self.rules = [self._rule(rule) for rule in strategy.rules]
+        self._by_stream: dict[str, list[Rule]] = {alias: [] for alias in self.streams}
+        for rule in self.rules:
+            for alias in rule.streams:
+                self._by_stream[alias].append(rule)
+
+    # ------------------------------------------------------------ running
+    def on_bar(self, alias: str, bar: Bar) -> list[Intent]:
+        state = self.streams[alias]
+        state.bar = bar
+        for update in state.updaters:
+            update(bar)
+        fired: list[Intent] = []
+        for rule in self._by_stream[alias]:
+            now = rule.condition()
+            if now and not rule.previous:
+                for action in rule.actions:
+                    intent = action()
+                    if intent is not None:
+                        fired.append(intent)
+            rule.previous = now
+        return fired
+
+    # ------------------------------------------------------------ compiling
+    def _streams_of(self, expr: ast.Expr, seen: frozenset[str] = frozenset()) -> list[str]:
+        found: list[str] = []
+        for node in walk(expr):
+            alias = None
+            if isinstance(node, ast.Field | ast.PositionRef):
+                alias = node.alias
+            elif isinstance(node, ast.Name):
+                if node.name in self.streams:
+                    alias = node.name
+                elif node.name in self.lets and node.name not in seen:
+                    found += self._streams_of(self.lets[node.name], seen | {node.name})
+            if alias is not None and alias in self.streams:
+                found.append(alias)
+        return list(dict.fromkeys(found))
+
+    def _rule(self, rule: ast.Rule) -> Rule:
+        cond = self.compile(rule.condition)
+
+        def condition() -> bool:
+            return cond() is True
+
+        actions = [self._action(a) for a in rule.actions]
+        return Rule(condition, actions, frozenset(self._streams_of(rule.condition)), rule.line)
+
+    def _number(self, expr: ast.Expr) -> Callable[[], Decimal | None]:
+        fn = self.compile(expr)
+
+        def value() -> Decimal | None:
+            v = fn()
+            if v is None or isinstance(v, bool | str):
+                return None
+            return Decimal(repr(v))
+
+        return value
+
+    def _action(self, action: ast.Action) -> Callable[[], Intent | None]:
+        if isinstance(action, ast.OrderAction):
+            return self._order(action)
+        if isinstance(action, ast.Close):
+            intent: Intent = CloseIntent(action.alias, action.line)
+        elif isinstance(action, ast.CloseAll):
+            intent = CloseIntent(None, action.line)
+        else:
+            intent = LogIntent(action.level, action.message, action.line)
+        return lambda: intent
+
+    def _order(self, action: ast.OrderAction) -> Callable[[], Intent | None]:
+        sizing_kind = action.sizing.kind if action.sizing else "qty"
+        size = self._number(action.sizing.value) if action.sizing else (lambda: Decimal(1))
+        legs: list[tuple[str, str, Callable[[], Decimal | None]]] = []
+        if action.bracket is not None:
+            for leg in (action.bracket.stop_loss, action.bracket.take_profit):
+                if leg is not None:
+                    legs.append((leg.kind, leg.mode, self._number(leg.value)))
+
+        def fire() -> Intent | None:
+            value = size()
+            stop = take = None
+            for kind, mode, fn in legs:
+                leg_value = fn()
+                if leg_value is None:
+                    continue
+                if kind == "stop_loss":
+                    stop = (mode, leg_value)
+                else:
+                    take = (mode, leg_value)
+            return OrderIntent(
+                action.alias, action.side, sizing_kind, value, stop, take, action.line
+            )
+
+        return fire
+
+    def compile(self, expr: ast.Expr) -> Fn:
+        if isinstance(expr, ast.Number):
+            constant = float(expr.value)
+            return lambda: constant
+        if isinstance(expr, ast.Bool | ast.String):
+            literal: Value = expr.value
+            return lambda: literal
+        if isinstance(expr, ast.Name):
+            return self._name(expr.name)
+        if isinstance(expr, ast.Field):
+            state = self.streams[expr.alias]
+            attr = expr.field.lower()
+
+            def bar_field() -> Value:
+                bar = state.bar
+                return None if bar is None else float(getattr(bar, attr))
+
+            return bar_field
+        if isinstance(expr, ast.PositionRef):
+            portfolio, alias, pfield = self.portfolio, expr.alias, expr.field
+            return lambda: portfolio.position(alias, pfield)
+        if isinstance(expr, ast.AccountRef):
+            portfolio, afield = self.portfolio, expr.field.lower()
+            return lambda: portfolio.account(afield)
+        if isinstance(expr, ast.Unary):
+            inner = self.compile(expr.operand)
+
+            def negate() -> Value:
+                v = inner()
+                return -v if isinstance(v, float) else None
+
+            return negate
+        if isinstance(expr, ast.Not):
+            operand = self.compile(expr.operand)
+            return lambda: operand() is not True
+        if isinstance(expr, ast.Binary):
+            return self._binary(expr)
+        if isinstance(expr, ast.Crosses):
+            return self._crosses(expr)
+        if isinstance(expr, ast.Between):
+            v, lo, hi = (self.compile(e) for e in (expr.value, expr.low, expr.high))
+
+            def between() -> Value:
+                x, a, b = v(), lo(), hi()
+                if not all(isinstance(t, float) for t in (x, a, b)):
+                    return False
+                return a <= x <= b  # type: ignore[operator]
+
+            return between
+        if isinstance(expr, ast.In):
+            v = self.compile(expr.value)
+            options = [self.compile(o) for o in expr.options]
+
+            def within() -> Value:
+                x = v()
+                return x is not None and any(x == o() for o in options)
+
+            return within
+        if isinstance(expr, ast.Call):
+            return self._call(expr)
+        raise TypeError(f"cannot compile {type(expr).__name__}")  # pragma: no cover
+
+    def _name(self, name: str) -> Fn:
+        if name in self.streams:
+            state = self.streams[name]
+            return lambda: None if state.bar is None else state.bar.close
+        if name in self.params:
+            value = self.params[name]
+            constant: Value = float(value) if isinstance(value, Decimal) else value
+            return lambda: constant
+        if name not in self._let_fns:
+            self._let_fns[name] = lambda: None  # a cycle (rejected by the checker) stays null
+            self._let_fns[name] = self.compile(self.lets[name])
+        fn = self._let_fns[name]
+        return lambda: fn()
+
+    def _binary(self, expr: ast.Binary) -> Fn:
+        left, right = self.compile(expr.left), self.compile(expr.right)
+        op = expr.op
+        if op == "and":
+            return lambda: (left() is True) & (right() is True)
+        if op == "or":
+            return lambda: (left() is True) | (right() is True)
+        if op in _CMP:
+            compare = _CMP[op]
+            equality = op in ("=", "!=")
+
+            def comparison() -> Value:
+                a, b = left(), right()
+                if a is None or b is None:
+                    return False
+                if not equality and not (isinstance(a, float) and isinstance(b, float)):
+                    return False
+                return compare(a, b)
+
+            return comparison
+        if op in _ARITH:
+            arith = _ARITH[op]
+
+            def arithmetic() -> Value:
+                a, b = left(), right()
+                if isinstance(a, float) and isinstance(b, float):
+                    return arith(a, b)
+                return None
+
+            return arithmetic
+        is_div = op == "/"
+
+        def divide() -> Value:
+            a, b = left(), right()
+            if isinstance(a, float) and isinstance(b, float) and b != 0.0:
+                return a / b if is_div else a % b
+            return None
+
+        return divide
+
+    def _crosses(self, expr: ast.Crosses) -> Fn:
+        left, right = self.compile(expr.left), self.compile(expr.right)
+        above = expr.direction == "above"
+        previous: list[Value] = [None, None]
+
+        def crosses() -> Value:
+            a, b = left(), right()
+            pa, pb = previous
+            previous[0], previous[1] = a, b
+            if not all(isinstance(x, float) for x in (a, b, pa, pb)):
+                return False
+            if above:
+                return pa <= pb and a > b  # type: ignore[operator]
+            return pa > pb and a <= b  # type: ignore[operator]
+
+        return crosses
+
+    # ------------------------------------------------------------ indicators
+    def _constant(self, expr: ast.Expr) -> float:
+        value = constant_value(expr, self.params, self.lets)
+        if value is None:  # the checker guarantees constants; keep the engine total anyway
+            raise ValueError("indicator periods must be constants")
+        return float(value)
+
+    def _call(self, expr: ast.Call) -> Fn:
+        name = expr.name.lower()
+        args = expr.args
+        if name == "atr":
+            alias = args[0].name if isinstance(args[0], ast.Name) else ""
+            key: Any = ("atr", alias, self._constant(args[1]))
+            atr: ind.Atr | None = self._indicators.get(key)
+            if atr is None:
+                atr = ind.Atr(int(key[2]))
+                self._indicators[key] = atr
+                true_range = atr
+
+                def update_atr(bar: Bar) -> None:
+                    true_range.update_bar(bar.high, bar.low, bar.close)
+
+                self.streams[alias].updaters.append(update_atr)
+            found = atr
+            return lambda: found.value
+        source = self.compile(args[0])
+        driver = self._streams_of(args[0])
+        constants = tuple(self._constant(a) for a in args[1:])
+        if name.startswith("macd"):
+            key = ("macd", _canon(args[0]), constants)
+            attr = {"macd": "value", "macd_signal": "signal", "macd_hist": "hist"}[name]
+            make: Callable[[], Any] = lambda: ind.Macd(*(int(c) for c in constants))  # noqa: E731
+        elif name.startswith("bollinger"):
+            k = constants[1] if len(constants) > 1 else 2.0
+            key = ("bollinger", _canon(args[0]), constants[0], k)
+            attr = {"bollinger_upper": "upper", "bollinger_middle": "middle"}.get(name, "lower")
+            make = lambda: ind.Bollinger(int(constants[0]), k)  # noqa: E731
+        else:
+            cls = {
+                "sma": ind.Sma,
+                "ema": ind.Ema,
+                "wma": ind.Wma,
+                "rsi": ind.Rsi,
+                "stdev": ind.Stdev,
+                "highest": ind.Highest,
+                "lowest": ind.Lowest,
+            }[name]
+            key = (name, _canon(args[0]), constants)
+            attr = "value"
+            make = lambda: cls(int(constants[0]))  # noqa: E731
+        instance = self._indicators.get(key)
+        if instance is None:
+            instance = make()
+            self._indicators[key] = instance
+            if driver:
+
+                def update(_bar: Bar, i: Any = instance) -> None:
+                    x = source()
+                    if isinstance(x, float):
+                        i.update(x)
+
+                self.streams[driver[0]].updaters.append(update)
+        shared = instance
+        return lambda: getattr(shared, attr)

@@ -1,0 +1,1 @@
+"""Market data sources: replayed CSV files now; venue quotes arrive with the broker adapters."""

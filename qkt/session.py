@@ -1,0 +1,308 @@
+"""LiveSession: one strategy, its route plan, its brokers and its market data, wired together.
+
+The session asks :func:`~qkt.routing.plan_routes` for its plan — the same call ``qkt validate``
+makes — and builds exactly the brokers the plan names: one per profile, paper for paper routes and
+fallbacks, the registry's factory for everything else. Strict mode refuses a plan with errors
+before anything starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from qkt.brokers.composite import CompositeBroker
+from qkt.brokers.paper import PaperBroker
+from qkt.brokers.registry import BrokerRegistry
+from qkt.diagnostics import Diagnostic, error
+from qkt.dsl.ast import Strategy
+from qkt.engine.bus import EventBus
+from qkt.engine.candles import CandleBuilder
+from qkt.engine.clock import SimulatedClock, WallClock
+from qkt.engine.events import (
+    Bar,
+    LogEvent,
+    OrderAccepted,
+    OrderFilled,
+    OrderRejected,
+    OrderRequest,
+    Tick,
+)
+from qkt.engine.orders import OrderManager
+from qkt.engine.positions import ZERO, PositionBook
+from qkt.engine.prices import PriceTracker
+from qkt.engine.runtime import CloseIntent, Intent, LogIntent, OrderIntent, Runtime
+from qkt.errors import QktError
+from qkt.feeds.replay import Row
+from qkt.routing import RoutePlan, plan_routes
+
+
+class SessionRefused(QktError):
+    """The plan has errors (strict mode) or a broker cannot be built: nothing started."""
+
+
+@dataclass
+class Summary:
+    trades: int = 0
+    wins: int = 0
+    fills: int = 0
+    rejected: int = 0
+    realized_pnl: Decimal = ZERO
+    commission: Decimal = ZERO
+    max_drawdown: Decimal = ZERO
+    final_equity: Decimal = ZERO
+
+    @property
+    def win_rate(self) -> Decimal:
+        return (
+            (Decimal(self.wins) / self.trades * 100).quantize(Decimal("0.1"))
+            if self.trades
+            else ZERO
+        )
+
+
+@dataclass
+class _Trade:
+    realized: Decimal = ZERO
+
+
+@dataclass
+class Account:
+    starting_balance: Decimal
+    realized: Decimal = ZERO
+    commission: Decimal = ZERO
+    peak: Decimal = ZERO
+    max_drawdown: Decimal = ZERO
+    trades: dict[tuple[str, str], _Trade] = field(default_factory=dict)
+
+
+class LiveSession:
+    def __init__(
+        self,
+        strategy: Strategy,
+        registry: BrokerRegistry,
+        *,
+        strict: bool = False,
+        params: Mapping[str, Decimal | bool | str] | None = None,
+        name: str | None = None,
+        path: str | None = None,
+        starting_balance: Decimal = Decimal(10000),
+        clock: SimulatedClock | WallClock | None = None,
+        paper_only: bool = False,
+        on_event: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.strategy = strategy
+        self.name = name or strategy.name
+        self.plan: RoutePlan = plan_routes(strategy, registry, strict, path=path, params=params)
+        errors = [d for d in self.plan.diagnostics if d.severity == "error"]
+        if errors:
+            raise SessionRefused(errors)
+        self.warnings: list[Diagnostic] = list(self.plan.diagnostics)
+        self.clock = clock or SimulatedClock()
+        self.bus = EventBus()
+        self.prices = PriceTracker()
+        self.positions = PositionBook()
+        self.ledger = Account(starting_balance, peak=starting_balance)
+        self.summary = Summary(final_equity=starting_balance)
+        self.on_event = on_event or (lambda event: None)
+        self.brokers = self._build_brokers(registry, paper_only)
+        self.composite = CompositeBroker(
+            self.brokers, {r.label: r.profile for r in self.plan.routes}
+        )
+        self.routes = {r.alias: r for r in self.plan.routes}
+        self.runtime = Runtime(strategy, self, params)
+        self.orders = OrderManager(
+            self.name, self.prices, self.positions, self.clock, self._account_value
+        )
+        self._candles = {
+            alias: CandleBuilder(state.symbol, state.seconds)
+            for alias, state in self.runtime.streams.items()
+        }
+        self.bus.subscribe(OrderFilled, self._on_fill)
+        self.bus.subscribe(OrderRejected, self._on_rejected)
+        self.bus.subscribe(OrderAccepted, self.on_event)
+
+    # ------------------------------------------------------------ brokers
+    def _build_brokers(self, registry: BrokerRegistry, paper_only: bool) -> dict[str, Any]:
+        brokers: dict[str, Any] = {}
+        for route in self.plan.routes:
+            if route.profile in brokers:
+                continue
+            entry = registry.resolve(route.profile)
+            if route.type == "paper" or paper_only or entry is None:
+                values: Mapping[str, Any] = entry.profile.values if entry is not None else {}
+                if route.type != "paper" and not values:
+                    values = {}
+                brokers[route.profile] = PaperBroker(
+                    route.profile if route.type == "paper" else f"paper:{route.profile}",
+                    self.bus,
+                    self.clock,
+                    self.prices,
+                    slippage_bps=Decimal(values.get("slippage_bps") or 0),
+                    commission_bps=Decimal(values.get("commission_bps") or 0),
+                )
+                continue
+            try:
+                brokers[route.profile] = entry.factory(self.bus, self.clock, self.prices)
+            except QktError as exc:
+                raise SessionRefused(
+                    [
+                        error(
+                            d.code,
+                            f"stream `{route.alias}` routes to `{route.profile}`: {d.message}",
+                            hint="`qkt run --paper` fills every stream on paper instead",
+                        )
+                        for d in exc.diagnostics
+                    ]
+                ) from None
+        return brokers
+
+    # ------------------------------------------------------------ what rules read
+    def position(self, alias: str, pfield: str | None) -> float | None:
+        stream = self.runtime.streams[alias]
+        position = self.positions.get(stream.label, stream.symbol)
+        if pfield is None:
+            return float(position.qty)
+        if pfield == "entry_price":
+            return float(position.avg_price) if position.qty else None
+        unrealized = position.unrealized(self.prices.last(stream.label, stream.symbol))
+        if pfield == "unrealized_pnl":
+            return float(unrealized)
+        return float(unrealized + position.realized)
+
+    def account(self, afield: str) -> float | None:
+        return float(self._account_value(afield))
+
+    def _account_value(self, afield: str) -> Decimal:
+        unrealized = self._unrealized()
+        balance = self.ledger.starting_balance + self.ledger.realized
+        balance -= self.ledger.commission
+        values = {
+            "balance": balance,
+            "equity": balance + unrealized,
+            "realized_pnl": self.ledger.realized,
+            "unrealized_pnl": unrealized,
+        }
+        return values[afield]
+
+    def _unrealized(self) -> Decimal:
+        total = ZERO
+        for position in self.positions.all():
+            if position.qty:
+                total += position.unrealized(self.prices.last(position.label, position.symbol))
+        return total
+
+    # ------------------------------------------------------------ events
+    def _on_fill(self, fill: OrderFilled) -> None:
+        position = self.positions.get(fill.label, fill.symbol)
+        before = position.qty
+        realized = position.apply(fill.side, fill.qty, fill.price)
+        state = self.ledger
+        state.realized += realized
+        state.commission += fill.commission
+        key = (fill.label.lower(), fill.symbol)
+        trade = state.trades.setdefault(key, _Trade())
+        trade.realized += realized - fill.commission
+        self.summary.fills += 1
+        after = position.qty
+        if before != 0 and (after == 0 or (after > 0) != (before > 0)):
+            self.summary.trades += 1
+            self.summary.wins += trade.realized > 0
+            state.trades[key] = _Trade()
+        self.on_event(fill)
+
+    def _on_rejected(self, rejected: OrderRejected) -> None:
+        self.summary.rejected += 1
+        self.on_event(rejected)
+
+    # ------------------------------------------------------------ market data
+    def _targets(self, symbol: str | None) -> list[str]:
+        streams = self.runtime.streams
+        return [a for a, s in streams.items() if symbol is None or s.symbol == symbol]
+
+    def on_row(self, row: Row) -> None:
+        if isinstance(self.clock, SimulatedClock):
+            self.clock.advance_to(row.time)
+        aliases = self._targets(row.symbol)
+        if not aliases:
+            return
+        streams = self.runtime.streams
+        seen: set[tuple[str, str]] = set()
+        for alias in aliases:
+            s = streams[alias]
+            key = (s.label.lower(), s.symbol)
+            if key in seen:
+                continue
+            seen.add(key)
+            broker = self.composite.broker_for(s.label)
+            if row.bar is not None:
+                bar = row.bar if row.bar.symbol == s.symbol else _with_symbol(row.bar, s.symbol)
+                if isinstance(broker, PaperBroker):
+                    broker.on_bar(s.label, bar)
+                self.prices.update(s.label, s.symbol, bar.close)
+            elif row.tick is not None:
+                tick = row.tick
+                if isinstance(broker, PaperBroker):
+                    broker.on_tick(s.label, Tick(s.symbol, tick.time, tick.bid, tick.ask))
+                self.prices.update(s.label, s.symbol, (tick.bid + tick.ask) / 2, tick.bid, tick.ask)
+        for alias in aliases:
+            builder = self._candles[alias]
+            if row.bar is not None:
+                closed = builder.add_bar(row.bar)
+            else:
+                assert row.tick is not None
+                closed = builder.add_tick(
+                    row.tick.time, (row.tick.bid + row.tick.ask) / 2, row.tick.volume
+                )
+            for candle in closed:
+                self._handle(self.runtime.on_bar(alias, candle))
+        self._mark_equity()
+
+    def finish(self) -> Summary:
+        """Close candles whose period has ended and compute the summary."""
+        self._mark_equity()
+        state = self.ledger
+        self.summary.realized_pnl = state.realized
+        self.summary.commission = state.commission
+        self.summary.max_drawdown = state.max_drawdown
+        self.summary.final_equity = self._account_value("equity")
+        return self.summary
+
+    def run(self, rows: Iterable[Row]) -> Summary:
+        for row in rows:
+            self.on_row(row)
+        return self.finish()
+
+    def _mark_equity(self) -> None:
+        state = self.ledger
+        equity = self._account_value("equity")
+        state.peak = max(state.peak, equity)
+        state.max_drawdown = max(state.max_drawdown, state.peak - equity)
+
+    # ------------------------------------------------------------ intents
+    def _handle(self, intents: list[Intent]) -> None:
+        streams = self.runtime.streams
+        for intent in intents:
+            if isinstance(intent, OrderIntent):
+                made = self.orders.order(intent, streams[intent.alias])
+                if isinstance(made, str):
+                    self.on_event(
+                        OrderRejected(f"{self.name}-unsent", "session", made, self.clock.now())
+                    )
+                    continue
+                self._submit(made)
+            elif isinstance(intent, CloseIntent):
+                for request in self.orders.close(intent, streams):
+                    self._submit(request)
+            elif isinstance(intent, LogIntent):
+                self.on_event(LogEvent(self.name, intent.level, intent.message, self.clock.now()))
+
+    def _submit(self, request: OrderRequest) -> None:
+        self.on_event(request)
+        self.composite.submit(request)
+
+
+def _with_symbol(bar: Bar, symbol: str) -> Bar:
+    return Bar(symbol, bar.time, bar.seconds, bar.open, bar.high, bar.low, bar.close, bar.volume)
