@@ -95,20 +95,25 @@ _CMP: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def _canon(expr: ast.Expr) -> Any:
-    """A position-free key of an expression, so identical calls share one indicator."""
+def _canon(expr: ast.Expr, aliases: Mapping[str, Any]) -> Any:
+    """A position-free key of an expression, so identical calls share one indicator.
+
+    A bare stream alias is its close: ``ema(eur, 9)`` and ``ema(eur.close, 9)`` are one indicator.
+    """
     if isinstance(expr, ast.Number):
         return float(expr.value)
     if isinstance(expr, ast.Name):
+        if expr.name in aliases:
+            return ("field", expr.name, "close")
         return ("name", expr.name)
     if isinstance(expr, ast.Field):
-        return ("field", expr.alias, expr.field)
+        return ("field", expr.alias, expr.field.lower())
     if isinstance(expr, ast.Call):
-        return ("call", expr.name, tuple(_canon(a) for a in expr.args))
+        return ("call", expr.name.lower(), tuple(_canon(a, aliases) for a in expr.args))
     if isinstance(expr, ast.Unary):
-        return ("neg", _canon(expr.operand))
+        return ("neg", _canon(expr.operand, aliases))
     if isinstance(expr, ast.Binary):
-        return ("bin", expr.op, _canon(expr.left), _canon(expr.right))
+        return ("bin", expr.op, _canon(expr.left, aliases), _canon(expr.right, aliases))
     return ("other", id(expr))
 
 
@@ -294,7 +299,7 @@ class Runtime:
     def _name(self, name: str) -> Fn:
         if name in self.streams:
             state = self.streams[name]
-            return lambda: None if state.bar is None else state.bar.close
+            return lambda: None if state.bar is None else float(state.bar.close)
         if name in self.params:
             value = self.params[name]
             constant: Value = float(value) if isinstance(value, Decimal) else value
@@ -391,12 +396,12 @@ class Runtime:
         driver = self._streams_of(args[0])
         constants = tuple(self._constant(a) for a in args[1:])
         if name.startswith("macd"):
-            key = ("macd", _canon(args[0]), constants)
+            key = ("macd", _canon(args[0], self.streams), constants)
             attr = {"macd": "value", "macd_signal": "signal", "macd_hist": "hist"}[name]
             make: Callable[[], Any] = lambda: ind.Macd(*(int(c) for c in constants))  # noqa: E731
         elif name.startswith("bollinger"):
             k = constants[1] if len(constants) > 1 else 2.0
-            key = ("bollinger", _canon(args[0]), constants[0], k)
+            key = ("bollinger", _canon(args[0], self.streams), constants[0], k)
             attr = {"bollinger_upper": "upper", "bollinger_middle": "middle"}.get(name, "lower")
             make = lambda: ind.Bollinger(int(constants[0]), k)  # noqa: E731
         else:
@@ -409,7 +414,7 @@ class Runtime:
                 "highest": ind.Highest,
                 "lowest": ind.Lowest,
             }[name]
-            key = (name, _canon(args[0]), constants)
+            key = (name, _canon(args[0], self.streams), constants)
             attr = "value"
             make = lambda: cls(int(constants[0]))  # noqa: E731
         instance = self._indicators.get(key)
