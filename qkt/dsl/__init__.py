@@ -5,19 +5,23 @@
 (True, 'EXNESS')
 
 Nothing here raises on bad input: every problem is a positioned
-:class:`~qkt.diagnostics.Diagnostic`.
+:class:`~qkt.diagnostics.Diagnostic`. The language is described in ``docs/language.md``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from qkt.diagnostics import Diagnostic, error, has_errors, sort_key
+from qkt.diagnostics import Diagnostic, Severity, error, has_errors, sort_key
 from qkt.dsl import ast
 from qkt.dsl.ast import OrderAction, Strategy
+from qkt.dsl.checker import Checker
+from qkt.dsl.lexer import tokenize
+from qkt.dsl.parser import MAX_DIAGNOSTICS, Parser
+from qkt.dsl.static import ParamValue, constant_value
 
 __all__ = [
     "ParsedStrategy",
@@ -30,6 +34,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class ParsedStrategy:
+    """The best-effort syntax tree (None when the file is too broken) and every diagnostic."""
+
     strategy: Strategy | None
     diagnostics: tuple[Diagnostic, ...]
 
@@ -39,44 +45,60 @@ class ParsedStrategy:
 
 
 def parse_strategy(text: str, path: str | None = None) -> ParsedStrategy:
-    """Tokenize, parse and check one strategy."""
-    from qkt.dsl.checker import Checker
-    from qkt.dsl.lexer import tokenize
-    from qkt.dsl.parser import MAX_DIAGNOSTICS, Parser
-
-    tokens, diags = tokenize(text, path)
-    parser = Parser(text, tokens, path)
-    strategy = parser.parse()
-    diags.extend(parser.diags)
-    if strategy is not None:
-        try:
-            diags.extend(Checker(strategy, path).check())
-        except RecursionError:  # e.g. ten thousand terms chained with `+`: refuse, don't crash
-            where = {"path": path, "line": strategy.line, "column": strategy.column}
-            diags.append(error("too-deep", "expressions are too long or deeply nested", **where))
+    """Tokenize, parse and check one strategy. Never raises."""
+    try:
+        tokens, diags = tokenize(text, path)
+        parser = Parser(text, tokens, path)
+        strategy = parser.parse()
+        diags.extend(parser.diags)
+        if strategy is not None:
+            diags.extend(Checker(strategy, path, frozenset(parser.broken)).check())
+    except RecursionError:  # pragma: no cover - the parser caps nesting well below the limit
+        return _failed(path, "too-deep", "the file nests too deeply to be read")
+    except Exception as exc:  # pragma: no cover - a bug: still report it as a diagnostic
+        return _failed(path, "internal-error", f"qkt could not read this file ({exc!r})")
     if len(diags) > 1:
         diags.sort(key=sort_key)
     if len(diags) > MAX_DIAGNOSTICS:
+        note: Severity = "info"
         diags = [
             *diags[:MAX_DIAGNOSTICS],
-            error("too-many-errors", f"stopped after {MAX_DIAGNOSTICS} errors", path=path),
+            Diagnostic(note, "too-many-errors", f"stopped after {MAX_DIAGNOSTICS} errors", path),
         ]
     return ParsedStrategy(strategy, tuple(diags))
+
+
+def _failed(path: str | None, code: str, message: str) -> ParsedStrategy:
+    return ParsedStrategy(None, (error(code, message, path=path, line=1, column=1),))
 
 
 def parse_strategy_file(path: Path | str) -> ParsedStrategy:
     """Read a `.qkt` file (UTF-8) and parse it; unreadable files become a diagnostic."""
     shown = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        return ParsedStrategy(
-            None, (error("encoding", f"file is not UTF-8 text (byte {exc.start})", path=shown),)
-        )
+        data = Path(path).read_bytes()
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return ParsedStrategy(
             None, (error("file-unreadable", f"cannot read: {reason}", path=shown),)
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return ParsedStrategy(
+            None,
+            (
+                error(
+                    "encoding",
+                    f"the file is not UTF-8 text (byte {exc.start})",
+                    path=shown,
+                    line=line,
+                    column=column,
+                    hint="save it as UTF-8",
+                ),
+            ),
         )
     return parse_strategy(text, shown)
 
@@ -96,16 +118,28 @@ def static_quantity(
     action: OrderAction,
     params: Mapping[str, Decimal | bool | str] | None = None,
 ) -> Decimal | None:
-    """The order quantity when it is known before anything runs (a literal or PARAM arithmetic)."""
-    from qkt.dsl.checker import constant_value
+    """The order quantity when it is known before anything runs, else None.
 
+    Known: a quantity sizing (not PCT or USD) that is a literal, a PARAM, a constant LET, or
+    arithmetic of those. ``params`` overrides PARAM defaults by name.
+    """
     sizing = action.sizing
     if sizing is None or sizing.kind != "qty":
         return None
-    values: dict[str, Decimal | bool | str] = {p.name: p.value for p in strategy.params}
-    if params:
-        values.update(params)
-    try:
-        return constant_value(sizing.value, values)
-    except RecursionError:  # absurdly long arithmetic: not a static size
-        return None
+    values: dict[str, ParamValue] = {p.name: p.value for p in reversed(strategy.params)}
+    for name, value in (params or {}).items():
+        values[name] = _as_param_value(value)
+    lets = {let.name: let.expr for let in reversed(strategy.lets)}
+    return constant_value(sizing.value, values, lets)
+
+
+def _as_param_value(value: object) -> ParamValue:
+    """Portfolio overrides may arrive as int/float from YAML: numbers become exact Decimals."""
+    if isinstance(value, bool | str | Decimal):
+        return value
+    if isinstance(value, int | float):
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:  # pragma: no cover - str() of an int/float always parses
+            return str(value)
+    return str(value)

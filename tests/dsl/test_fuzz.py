@@ -6,26 +6,31 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.corpus import strategy as corpus_strategy
-from qkt.dsl import parse_strategy
+from qkt.dsl import order_actions, parse_strategy, static_quantity
 from qkt.dsl.lexer import tokenize
-from tests.conftest import SEED
+from tests.conftest import ROOT, SEED
 from tests.dsl.test_parser import EVERYTHING
 
-VALID = [SEED, EVERYTHING, *(corpus_strategy(i) for i in range(20))]
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "examples").glob("*.qkt"))]
+VALID = [SEED, EVERYTHING, *EXAMPLES, *(corpus_strategy(i) for i in range(20))]
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def check(text: str) -> None:
     parsed = parse_strategy(text, "fuzz.qkt")
     lines = text.count("\n") + 1
     for d in parsed.diagnostics:
-        assert d.severity == "error"
+        assert d.code != "internal-error", d.message
+        assert d.severity == "error" or d.code == "too-many-errors"
         assert d.path == "fuzz.qkt"
         if d.line is not None:
             assert 1 <= d.line <= lines
             assert d.column is not None and d.column >= 1
     if parsed.ok:
         assert parsed.strategy is not None
+    if parsed.strategy is not None:  # what routing does with any strategy that parsed
+        for action in order_actions(parsed.strategy):
+            static_quantity(parsed.strategy, action)
 
 
 @FAST
@@ -40,11 +45,19 @@ def test_random_bytes(data: bytes) -> None:
     check(data.decode("utf-8", errors="replace"))
 
 
+def test_truncations_at_every_offset() -> None:
+    for text in (SEED, EVERYTHING, *EXAMPLES, corpus_strategy(7)):
+        for cut in range(len(text) + 1):
+            check(text[:cut])
+
+
 @FAST
 @given(st.sampled_from(VALID), st.data())
-def test_truncations(text: str, data: st.DataObject) -> None:
+def test_truncations_and_splices(text: str, data: st.DataObject) -> None:
     cut = data.draw(st.integers(0, len(text)))
+    other = data.draw(st.sampled_from(VALID))
     check(text[:cut])
+    check(text[:cut] + other[data.draw(st.integers(0, len(other))) :])
 
 
 KEYWORDISH = [
