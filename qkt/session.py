@@ -120,6 +120,9 @@ class LiveSession:
             alias: CandleBuilder(state.symbol, state.seconds)
             for alias, state in self.runtime.streams.items()
         }
+        self._feed_cache: dict[str | None, tuple[list[tuple[str, str, Any]], list[str]]] = {}
+        self._open: set[tuple[str, str]] = set()  # positions that are not flat
+        self._flat_equity: Decimal | None = None
         self.bus.subscribe(OrderFilled, self._on_fill)
         self.bus.subscribe(OrderRejected, self._on_rejected)
         self.bus.subscribe(OrderAccepted, self.on_event)
@@ -189,9 +192,9 @@ class LiveSession:
 
     def _unrealized(self) -> Decimal:
         total = ZERO
-        for position in self.positions.all():
-            if position.qty:
-                total += position.unrealized(self.prices.last(position.label, position.symbol))
+        for label, symbol in self._open:
+            position = self.positions.get(label, symbol)
+            total += position.unrealized(self.prices.last(label, symbol))
         return total
 
     # ------------------------------------------------------------ events
@@ -207,6 +210,11 @@ class LiveSession:
         trade.realized += realized - fill.commission
         self.summary.fills += 1
         after = position.qty
+        if after:
+            self._open.add((fill.label, fill.symbol))
+        else:
+            self._open.discard((fill.label, fill.symbol))
+        self._flat_equity = None
         if before != 0 and (after == 0 or (after > 0) != (before > 0)):
             self.summary.trades += 1
             self.summary.wins += trade.realized > 0
@@ -218,46 +226,55 @@ class LiveSession:
         self.on_event(rejected)
 
     # ------------------------------------------------------------ market data
-    def _targets(self, symbol: str | None) -> list[str]:
-        streams = self.runtime.streams
-        return [a for a, s in streams.items() if symbol is None or s.symbol == symbol]
+    def _feeds(self, symbol: str | None) -> tuple[list[tuple[str, str, Any]], list[str]]:
+        """For rows of ``symbol``: the (label, symbol, paper broker) to price, and the streams."""
+        cached = self._feed_cache.get(symbol)
+        if cached is None:
+            streams = self.runtime.streams
+            aliases = [a for a, st in streams.items() if symbol is None or st.symbol == symbol]
+            venues: dict[tuple[str, str], tuple[str, str, Any]] = {}
+            for alias in aliases:
+                st = streams[alias]
+                broker = self.composite.broker_for(st.label)
+                paper = broker if isinstance(broker, PaperBroker) else None
+                venues.setdefault((st.label.lower(), st.symbol), (st.label, st.symbol, paper))
+            cached = (list(venues.values()), aliases)
+            self._feed_cache[symbol] = cached
+        return cached
 
     def on_row(self, row: Row) -> None:
-        if isinstance(self.clock, SimulatedClock):
-            self.clock.advance_to(row.time)
-        aliases = self._targets(row.symbol)
+        clock = self.clock
+        if isinstance(clock, SimulatedClock):
+            clock.advance_to(row.time)
+        venues, aliases = self._feeds(row.symbol)
         if not aliases:
             return
-        streams = self.runtime.streams
-        seen: set[tuple[str, str]] = set()
-        for alias in aliases:
-            s = streams[alias]
-            key = (s.label.lower(), s.symbol)
-            if key in seen:
-                continue
-            seen.add(key)
-            broker = self.composite.broker_for(s.label)
-            if row.bar is not None:
-                bar = row.bar if row.bar.symbol == s.symbol else _with_symbol(row.bar, s.symbol)
-                if isinstance(broker, PaperBroker):
-                    broker.on_bar(s.label, bar)
-                self.prices.update(s.label, s.symbol, bar.close)
-            elif row.tick is not None:
-                tick = row.tick
-                if isinstance(broker, PaperBroker):
-                    broker.on_tick(s.label, Tick(s.symbol, tick.time, tick.bid, tick.ask))
-                self.prices.update(s.label, s.symbol, (tick.bid + tick.ask) / 2, tick.bid, tick.ask)
+        bar, tick = row.bar, row.tick
+        update = self.prices.update
+        for label, symbol, paper in venues:
+            if bar is not None:
+                if paper is not None:
+                    paper.on_bar(label, bar if bar.symbol == symbol else _with_symbol(bar, symbol))
+                update(label, symbol, bar.close)
+            elif tick is not None:
+                if paper is not None:
+                    paper.on_tick(label, Tick(symbol, tick.time, tick.bid, tick.ask))
+                update(label, symbol, (tick.bid + tick.ask) / 2, tick.bid, tick.ask)
+        on_bar = self.runtime.on_bar
         for alias in aliases:
             builder = self._candles[alias]
-            if row.bar is not None:
-                closed = builder.add_bar(row.bar)
+            if bar is not None:
+                if builder.seconds == bar.seconds and builder.is_aligned(bar):
+                    closed = [bar]  # the input bar is exactly one candle of the stream
+                else:
+                    closed = builder.add_bar(bar)
             else:
-                assert row.tick is not None
-                closed = builder.add_tick(
-                    row.tick.time, (row.tick.bid + row.tick.ask) / 2, row.tick.volume
-                )
+                assert tick is not None
+                closed = builder.add_tick(tick.time, (tick.bid + tick.ask) / 2, tick.volume)
             for candle in closed:
-                self._handle(self.runtime.on_bar(alias, candle))
+                intents = on_bar(alias, candle)
+                if intents:
+                    self._handle(intents)
         self._mark_equity()
 
     def finish(self) -> Summary:
@@ -277,6 +294,10 @@ class LiveSession:
 
     def _mark_equity(self) -> None:
         state = self.ledger
+        if not self._open:
+            if self._flat_equity is not None:
+                return  # flat and no fill since the last mark: equity has not moved
+            self._flat_equity = self._account_value("equity")
         equity = self._account_value("equity")
         state.peak = max(state.peak, equity)
         state.max_drawdown = max(state.max_drawdown, state.peak - equity)

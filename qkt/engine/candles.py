@@ -20,6 +20,10 @@ class CandleBuilder:
         self.seconds = seconds
         self._start: int | None = None  # epoch seconds of the open candle
 
+    def is_aligned(self, bar: Bar) -> bool:
+        """True when ``bar`` starts on this builder's boundary and nothing is pending."""
+        return self._start is None and int(bar.time.timestamp()) % self.seconds == 0
+
     def _bucket(self, moment: datetime) -> int:
         epoch = int(moment.timestamp())
         return epoch - epoch % self.seconds

@@ -359,7 +359,7 @@ class Runtime:
             a, b = left(), right()
             pa, pb = previous
             previous[0], previous[1] = a, b
-            if not all(isinstance(x, float) for x in (a, b, pa, pb)):
+            if a is None or b is None or pa is None or pb is None:
                 return False
             if above:
                 return pa <= pb and a > b  # type: ignore[operator]

@@ -13,7 +13,7 @@ import csv
 import time as _time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
@@ -36,13 +36,7 @@ class Row:
     symbol: str | None
     bar: Bar | None
     tick: Tick | None
-
-    @property
-    def time(self) -> datetime:
-        if self.bar is not None:
-            return self.bar.end
-        assert self.tick is not None
-        return self.tick.time
+    time: datetime  # when the row is known: a bar's close, a tick's time
 
 
 def parse_time(text: str) -> datetime:
@@ -113,6 +107,7 @@ class ReplaySource:
 
     def __iter__(self) -> Iterator[Row]:
         previous: datetime | None = None
+        step = timedelta(seconds=self.seconds)
         started = _time.monotonic()
         first: datetime | None = None
         for line, record in self._records():
@@ -130,11 +125,11 @@ class ReplaySource:
                     o, h, lo, c = (float(record[k]) for k in ("open", "high", "low", "close"))
                     volume = float(record.get("volume") or 0)
                     bar = Bar(symbol or "", moment, self.seconds, o, h, lo, c, volume)
-                    row = Row(symbol, bar, None)
+                    row = Row(symbol, bar, None, moment + step)
                 else:
                     bid, ask = float(record["bid"]), float(record["ask"])
                     volume = float(record.get("volume") or 0)
-                    row = Row(symbol, None, Tick(symbol or "", moment, bid, ask, volume))
+                    row = Row(symbol, None, Tick(symbol or "", moment, bid, ask, volume), moment)
             except (KeyError, ValueError):
                 raise ReplayError(
                     error(
