@@ -134,18 +134,10 @@ class LiveSession:
             if route.profile in brokers:
                 continue
             entry = registry.resolve(route.profile)
-            if route.type == "paper" or paper_only or entry is None:
-                values: Mapping[str, Any] = entry.profile.values if entry is not None else {}
-                if route.type != "paper" and not values:
-                    values = {}
-                brokers[route.profile] = PaperBroker(
-                    route.profile if route.type == "paper" else f"paper:{route.profile}",
-                    self.bus,
-                    self.clock,
-                    self.prices,
-                    slippage_bps=Decimal(values.get("slippage_bps") or 0),
-                    commission_bps=Decimal(values.get("commission_bps") or 0),
-                )
+            if entry is None or route.fallback or (paper_only and route.type != "paper"):
+                # Fallbacks, labels without a registry entry, and --paper: the default paper broker.
+                name = route.profile if route.type == "paper" else f"paper:{route.profile}"
+                brokers[route.profile] = PaperBroker(name, self.bus, self.clock, self.prices)
                 continue
             try:
                 brokers[route.profile] = entry.factory(self.bus, self.clock, self.prices)

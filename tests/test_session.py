@@ -143,3 +143,16 @@ def test_param_overrides_change_the_run() -> None:
     other = wide.run(ReplaySource(source))
     assert other.fills == base.fills
     assert other.realized_pnl == base.realized_pnl * 2
+
+
+def test_paper_profiles_build_paper_brokers_through_the_registry() -> None:
+    config = load_config(ROOT / "qkt.config.yaml", env={"QKT_NO_CACHE": "1"}, cwd=ROOT)
+    registry = BrokerRegistry.from_config(config)
+    from qkt.engine.bus import EventBus
+    from qkt.engine.clock import SimulatedClock
+    from qkt.engine.prices import PriceTracker
+
+    broker = registry["BACKTEST"].factory(EventBus(), SimulatedClock(), PriceTracker())
+    assert isinstance(broker, PaperBroker)
+    assert broker.name == "backtest"
+    assert broker.capabilities == frozenset({"market", "bracket"})

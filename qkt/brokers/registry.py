@@ -51,8 +51,28 @@ def register_builder(profile_type: str, builder: FactoryBuilder) -> None:
     _BUILDERS[profile_type] = builder
 
 
+def _paper(profile: ResolvedProfile) -> BrokerFactory:
+    def factory(bus: EventBus, clock: Clock, prices: MarketPriceTracker) -> Broker:
+        from decimal import Decimal
+
+        from qkt.brokers.paper import PaperBroker
+
+        values = profile.values
+        return PaperBroker(
+            profile.name,
+            bus,
+            clock,
+            prices,  # type: ignore[arg-type]
+            slippage_bps=Decimal(values.get("slippage_bps") or 0),
+            commission_bps=Decimal(values.get("commission_bps") or 0),
+        )
+
+    return factory
+
+
 def factory_for(profile: ResolvedProfile) -> BrokerFactory:
-    return _BUILDERS.get(profile.type, _not_yet)(profile)
+    default = _paper if profile.type == "paper" else _not_yet
+    return _BUILDERS.get(profile.type, default)(profile)
 
 
 class BrokerRegistry(Mapping[str, RegistryEntry]):

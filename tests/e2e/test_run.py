@@ -92,3 +92,34 @@ def test_bad_replay_file_names_the_line(tmp_path: Path, write: Writer) -> None:
     assert result.returncode == 1
     assert f"{bad}:3: error[replay-row]" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_stops_with_the_summary(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [
+            *qkt_command(),
+            "run",
+            "examples/momentum.qkt",
+            "--replay",
+            "examples/data/eurusd-1m.csv",
+            "--paper",
+            "--speed",
+            "600",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=clean_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["event"] == "summary" and summary["interrupted"] is True
+    assert "Traceback" not in err
