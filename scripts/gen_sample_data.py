@@ -47,7 +47,14 @@ def bars(symbol: str, seed: int) -> list[tuple[str, float, float, float, float, 
         moment = (START + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")
         qty = round(volume * session * rng.uniform(0.5, 1.5), 2)
         rows.append(
-            (moment, round(opened, digits), round(high, digits), round(low, digits), round(price, digits), qty)
+            (
+                moment,
+                round(opened, digits),
+                round(high, digits),
+                round(low, digits),
+                round(price, digits),
+                qty,
+            )
         )
     return rows
 

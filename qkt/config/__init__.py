@@ -1,7 +1,8 @@
 """qkt.config.yaml: discovery (SPEC §3.1), resolution (§3.4) and the resolved profiles.
 
-``load_config`` is what every command calls. It is cheap to import: pydantic (the edge validator)
-is imported only when a configuration has to be validated and is not in the cache.
+``load_config`` is what every command calls, and it is cheap: with no config file and no
+``QKT_BROKER_*`` variable the built-in profiles resolve from plain data; a file is validated with
+pydantic once and then served from a cache (:mod:`qkt.config.cache`) until it or its variables change.
 """
 
 from __future__ import annotations
@@ -17,35 +18,51 @@ from qkt.diagnostics import error
 from qkt.errors import ConfigError
 
 __all__ = [
+    "CONFIG_NAME",
     "ResolvedConfig",
     "ResolvedProfile",
     "Secret",
     "config_json_schema",
     "discover_config",
     "load_config",
+    "resolve_state_dir",
 ]
 
 CONFIG_NAME = "qkt.config.yaml"
 
 
+def _home(path: Path, env: Mapping[str, str]) -> Path:
+    text = str(path)
+    home = env.get("HOME")
+    if home and (text == "~" or text.startswith("~/")):
+        return Path(home) / text[2:]
+    return path.expanduser()
+
+
+def _named(given: Path, env: Mapping[str, str], cwd: Path | None, how: str) -> Path:
+    path = _home(given, env)
+    if cwd is not None and not path.is_absolute():
+        path = cwd / path
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "does not exist"
+        raise ConfigError(error("config-not-found", f"config file {given} {what} ({how})"))
+    return path
+
+
 def discover_config(
     explicit: Path | None, env: Mapping[str, str], cwd: Path | None = None
 ) -> Path | None:
-    """First found wins: ``--config`` → ``$QKT_CONFIG`` → ``./qkt.config.yaml`` → XDG config."""
+    """First found wins: ``--config`` → ``$QKT_CONFIG`` → ``./qkt.config.yaml`` →
+    ``$XDG_CONFIG_HOME/qkt/qkt.config.yaml`` (default ``~/.config/qkt/qkt.config.yaml``).
+
+    A ``--config`` or ``$QKT_CONFIG`` path that does not exist raises ConfigError
+    (``config-not-found``); finding nothing returns None (built-in profiles only).
+    """
     if explicit is not None:
-        if not explicit.is_file():
-            raise ConfigError(
-                error("config-not-found", f"config file {explicit} does not exist (--config)")
-            )
-        return explicit
+        return _named(explicit, env, cwd, "--config")
     named = env.get("QKT_CONFIG")
     if named:
-        path = Path(named).expanduser()
-        if not path.is_file():
-            raise ConfigError(
-                error("config-not-found", f"config file {named} does not exist ($QKT_CONFIG)")
-            )
-        return path
+        return _named(Path(named), env, cwd, "$QKT_CONFIG")
     here = (cwd or Path.cwd()) / CONFIG_NAME
     if here.is_file():
         return here
@@ -67,6 +84,17 @@ def _display(path: Path, cwd: Path) -> str:
         return str(path)
 
 
+def _read(path: Path, display: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(error("yaml-encoding", "file is not UTF-8 text", path=display)) from None
+    except OSError as exc:
+        raise ConfigError(
+            error("file-unreadable", f"cannot read: {exc.strerror}", path=display)
+        ) from None
+
+
 def load_config(
     explicit: Path | None = None,
     *,
@@ -74,38 +102,56 @@ def load_config(
     cwd: Path | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ResolvedConfig:
-    """Discover, read and resolve the configuration; raises ConfigError with every error found."""
-    from qkt.config import cache
+    """Discover, read and resolve the configuration.
 
+    ``env`` defaults to the process environment; ``overrides`` are command-line flags by profile
+    (``{"exness": {"magic": 7}}``, source ``flag``). Raises ConfigError with every error found;
+    warnings are in :attr:`ResolvedConfig.diagnostics`.
+    """
     env = os.environ if env is None else env
     cwd = cwd or Path.cwd()
     path = discover_config(explicit, env, cwd)
+    if path is None and not overrides and not any(k.startswith("QKT_BROKER_") for k in env):
+        from qkt.config.defaults import builtin_config
+
+        return builtin_config()
     text, display = "", None
     if path is not None:
         display = _display(path, cwd)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ConfigError(
-                error("yaml-encoding", "file is not UTF-8 text", path=display)
-            ) from None
-        except OSError as exc:
-            raise ConfigError(
-                error("file-unreadable", f"cannot read: {exc.strerror}", path=display)
-            ) from None
-    directory = cache.cache_dir(env) if not overrides else None
-    key = cache.cache_key(text, display, env)
-    config = cache.load(directory, key)
-    if config is None:
-        from qkt.config.loader import resolve_text
+        text = _read(path, display)
 
-        config = resolve_text(text, display, env, overrides)
-        cache.store(directory, key, config)
+    from qkt.config import cache
+
+    directory = None if overrides else cache.cache_dir(env)
+    key = cache.cache_key(text, display)
+    config = cache.lookup(directory, path, key, env)
+    if config is None:
+        from qkt.config.resolve import resolve_text
+
+        base = path.parent.resolve() if path is not None else None
+        config, usage = resolve_text(text, display, env, overrides, base)
+        cache.store(directory, path, key, env, config, usage)
     return replace(config, path=path)
 
 
+def resolve_state_dir(
+    flag: Path | None, env: Mapping[str, str], config: ResolvedConfig | None
+) -> Path:
+    """The daemon's state dir (SPEC §6.1): ``--state-dir`` → ``$QKT_STATE_DIR`` → ``state_dir`` of
+    the config → ``$XDG_STATE_HOME/qkt`` (default ``~/.local/state/qkt``)."""
+    if flag is not None:
+        return _home(flag, env)
+    if env.get("QKT_STATE_DIR"):
+        return _home(Path(env["QKT_STATE_DIR"]), env)
+    if config is not None and config.state_dir is not None:
+        return config.state_dir
+    if env.get("XDG_STATE_HOME"):
+        return Path(env["XDG_STATE_HOME"]) / "qkt"
+    return _home(Path("~/.local/state/qkt"), env)
+
+
 def config_json_schema() -> dict[str, Any]:
-    """The JSON Schema of qkt.config.yaml (what ``qkt config schema`` prints)."""
-    from qkt.config.models import config_json_schema as build
+    """The JSON Schema (draft 2020-12) of qkt.config.yaml, for editors and CI."""
+    from qkt.config.schema import config_json_schema as build
 
     return build()

@@ -1,30 +1,48 @@
-"""A cache of validated configurations, so a cold ``qkt validate`` does not pay for pydantic.
+"""A cache of resolved configurations, so a cold ``qkt validate`` does not pay for pydantic.
 
-Validating qkt.config.yaml needs pydantic, whose import alone costs more than the whole start-up
-budget of ``qkt validate`` (SPEC §9). A configuration validated once is stored in
-``$XDG_CACHE_HOME/qkt`` under a key made of everything that can change the result: the qkt
-version, the loader's own source files, the config text, every ``QKT_BROKER_*`` variable and every
-variable the text references. Configurations holding secrets are never written (a
-:class:`~qkt.config.resolved.Secret` refuses to be serialised). ``QKT_NO_CACHE=1`` turns it off.
+Importing pydantic and building the models costs more than the whole start-up budget of
+``qkt validate`` (SPEC §9). A configuration resolved once is stored as JSON in
+``$XDG_CACHE_HOME/qkt`` (default ``~/.cache/qkt``; directory 0700, files 0600, one file per config
+path) and reused while nothing that can change it has changed: the qkt version, the loader's
+source files, the config text, the set of ``QKT_BROKER_*`` variables and the value of every
+variable the configuration read.
+
+Secrets are never written: a secret is stored as the *name* of the variable it came from and read
+from the environment again, and a variable used only as a whole secret (``api_key: ${KEY}``) is
+keyed by whether it is set, never by its value. A configuration holding a secret written in the
+file itself (or given by a flag) is not cached. ``QKT_NO_CACHE=1`` turns the cache off.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import pickle
-import tempfile
 from collections.abc import Mapping
+from dataclasses import asdict
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from qkt import __version__
-from qkt.config.expand import referenced
-from qkt.config.resolved import ResolvedConfig
+from qkt.config.resolved import ResolvedConfig, ResolvedProfile, Secret
+from qkt.diagnostics import Diagnostic
 
+_FORMAT = "qkt-config-cache-2"
 _HERE = Path(__file__).resolve().parent
-_SOURCES = ("builtins.py", "expand.py", "loader.py", "models.py", "resolved.py", "cache.py")
-_FORMAT = b"qkt-config-cache-1"
+_MODULES = ("builtins", "check", "defaults", "envvars", "expand", "layers", "messages", "models")
+_SOURCES = (
+    *(
+        _HERE / f"{name}.py"
+        for name in (*_MODULES, "resolve", "resolved", "timezones", "cache", "__init__")
+    ),
+    _HERE.parent / "yamlsrc.py",
+    _HERE.parent / "diagnostics.py",
+)
+
+
+class _Uncacheable(Exception):
+    pass
 
 
 def cache_dir(env: Mapping[str, str]) -> Path | None:
@@ -34,53 +52,150 @@ def cache_dir(env: Mapping[str, str]) -> Path | None:
     return Path(base) / "qkt" if base else None
 
 
-def cache_key(text: str, display: str | None, env: Mapping[str, str]) -> str:
-    digest = hashlib.sha256(_FORMAT)
-    digest.update(__version__.encode())
-    for name in _SOURCES:
+def cache_key(text: str, display: str | None) -> str:
+    digest = hashlib.sha256(f"{_FORMAT}\0{__version__}\0".encode())
+    for source in _SOURCES:
         try:
-            stat = (_HERE / name).stat()
+            stat = source.stat()
         except OSError:
             continue
-        digest.update(f"{name}:{stat.st_mtime_ns}:{stat.st_size}".encode())
-    digest.update(f"\0{display}\0".encode())
+        digest.update(f"{source.name}:{stat.st_mtime_ns}:{stat.st_size}\0".encode())
+    digest.update(f"{display}\0".encode())
     digest.update(text.encode())
-    names = sorted(
-        {k for k in env if k.startswith(("QKT_BROKER_", "QKT_STATE_DIR"))} | referenced(text)
-    )
-    for name in names:
-        value = env.get(name)
-        digest.update(f"\0{name}={'<unset>' if value is None else value}".encode())
     return digest.hexdigest()
 
 
-def load(directory: Path | None, key: str) -> ResolvedConfig | None:
+def _slot(directory: Path, path: Path | None) -> Path:
+    where = str(path.resolve()) if path is not None else "<no file>"
+    return directory / f"config-{hashlib.sha256(where.encode()).hexdigest()[:32]}.json"
+
+
+def _state(var: str, mode: str, env: Mapping[str, str]) -> str:
+    value = env.get(var)
+    if value is None:
+        return "unset"
+    if mode == "presence":
+        return "set" if value else "empty"
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _fingerprint(usage: Mapping[str, str], env: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "broker_vars": sorted(k for k in env if k.startswith("QKT_BROKER_")),
+        "vars": {var: [mode, _state(var, mode, env)] for var, mode in sorted(usage.items())},
+    }
+
+
+# ---------------------------------------------------------------- encoding
+def _enc(value: Any) -> Any:
+    if isinstance(value, Secret):
+        if value.ref is None:
+            raise _Uncacheable
+        return ["secret", value.ref]
+    if isinstance(value, Decimal):
+        return ["decimal", str(value)]
+    if isinstance(value, dict):
+        return {str(k): _enc(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return ["list", [_enc(v) for v in value]]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise _Uncacheable
+
+
+def _dec(value: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _dec(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        tag, body = value
+        if tag == "secret":
+            return Secret(env[body], ref=body)
+        if tag == "decimal":
+            return Decimal(body)
+        return [_dec(v, env) for v in body]
+    return value
+
+
+def _encode(config: ResolvedConfig) -> dict[str, Any]:
+    return {
+        "display": config.display,
+        "strict_brokers": config.strict_brokers,
+        "strict_brokers_source": config.strict_brokers_source,
+        "state_dir": None if config.state_dir is None else str(config.state_dir),
+        "market_data": _enc(dict(config.market_data_values)),
+        "paper": _enc(dict(config.paper_values)),
+        "diagnostics": [asdict(d) for d in config.diagnostics],
+        "profiles": [
+            [p.name, p.type, _enc(dict(p.values)), dict(p.sources), p.origin]
+            for p in config.profiles.values()
+        ],
+    }
+
+
+def _decode(data: dict[str, Any], env: Mapping[str, str]) -> ResolvedConfig:
+    profiles = {
+        name: ResolvedProfile(name, kind, _dec(values, env), sources, origin)
+        for name, kind, values, sources, origin in data["profiles"]
+    }
+    return ResolvedConfig(
+        path=None,
+        display=data["display"],
+        strict_brokers=bool(data["strict_brokers"]),
+        strict_brokers_source=data["strict_brokers_source"],
+        state_dir=None if data["state_dir"] is None else Path(data["state_dir"]),
+        profiles=profiles,
+        diagnostics=tuple(Diagnostic(**d) for d in data["diagnostics"]),
+        market_data_values=_dec(data["market_data"], env),
+        paper_values=_dec(data["paper"], env),
+    )
+
+
+# ---------------------------------------------------------------- files
+def lookup(
+    directory: Path | None, path: Path | None, key: str, env: Mapping[str, str]
+) -> ResolvedConfig | None:
+    """The cached configuration for ``key`` if the variables it read are unchanged."""
     if directory is None:
         return None
-    path = directory / f"config-{key}.pickle"
+    slot = _slot(directory, path)
     try:
-        stat = path.stat()
-        if stat.st_uid != os.getuid() or stat.st_mode & 0o022:
-            return None  # only trust files this user wrote and nobody else can change
-        with path.open("rb") as fh:
-            value: Any = pickle.load(fh)
-    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError):
+        stat = slot.stat()
+        if stat.st_uid != os.getuid() or stat.st_mode & 0o077:
+            return None  # only trust a file this user wrote and nobody else can read or change
+        entry = json.loads(slot.read_text(encoding="utf-8"))
+        if entry.get("key") != key:
+            return None
+        usage = {var: mode for var, (mode, _) in entry["fingerprint"]["vars"].items()}
+        if _fingerprint(usage, env) != entry["fingerprint"]:
+            return None
+        return _decode(entry["config"], env)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    return value if isinstance(value, ResolvedConfig) else None
 
 
-def store(directory: Path | None, key: str, config: ResolvedConfig) -> None:
+def store(
+    directory: Path | None,
+    path: Path | None,
+    key: str,
+    env: Mapping[str, str],
+    config: ResolvedConfig,
+    usage: Mapping[str, str],
+) -> None:
+    """Write ``config`` for ``key``; silently skipped when it holds a secret written in the file
+    or the cache directory cannot be written."""
     if directory is None:
         return
     try:
-        data = pickle.dumps(config, protocol=pickle.HIGHEST_PROTOCOL)
-    except (TypeError, pickle.PicklingError):
-        return  # holds a secret: never written to disk
+        entry = {"key": key, "fingerprint": _fingerprint(usage, env), "config": _encode(config)}
+    except _Uncacheable:
+        return
+    import tempfile
+
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".config-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        Path(tmp).replace(directory / f"config-{key}.pickle")
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".config-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(entry, fh, separators=(",", ":"))
+        Path(tmp).replace(_slot(directory, path))
     except OSError:
         return

@@ -1,29 +1,37 @@
 """``${VAR}`` and ``${VAR:-default}`` expansion in configuration scalars (SPEC §3.2).
 
-``$$`` writes a literal ``$``. An unset variable without a default is reported (a strict-sensitive
-warning) and the key is treated as not set; so is a value that expands to nothing (``${VAR:-}``).
+``$$`` writes a literal ``$``; any other ``$`` is kept as it is. An unset variable without a default
+is reported (a strict-sensitive warning) and the key is treated as not set; so is a value that
+expands to nothing (``${VAR:-}`` with the variable unset or empty). Only strings are expanded:
+keys, numbers and booleans are taken as written.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from qkt.yamlsrc import KeyPath
+
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
+_SINGLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
+
+Unsets = list[tuple[KeyPath, tuple[str, ...]]]
 
 
 @dataclass(frozen=True, slots=True)
 class Unset:
-    """An expansion that found neither the variable nor a default."""
+    """An expansion that produced nothing; ``names`` are the variables found neither set nor
+    defaulted (empty when a default or a set variable expanded to the empty string)."""
 
     names: tuple[str, ...]
 
 
 def expand(value: str, env: Mapping[str, str]) -> str | Unset:
-    """Expand one scalar; returns :class:`Unset` naming the missing variables."""
+    """Expand one scalar; returns :class:`Unset` when it is missing or empty."""
     if "$" not in value:
         return value
     missing: list[str] = []
@@ -46,21 +54,20 @@ def expand(value: str, env: Mapping[str, str]) -> str | Unset:
     return Unset(()) if out == "" else out
 
 
-def referenced(text: str) -> set[str]:
-    """Names of every variable a config text mentions (for cache keys)."""
-    return set(REFERENCE.findall(text))
+def single_reference(value: str) -> str | None:
+    """``NAME`` when ``value`` is exactly one variable: ``${NAME}`` or ``${NAME:-default}``."""
+    m = _SINGLE.fullmatch(value)
+    return m.group(1) if m else None
 
 
-def expand_tree(
-    data: Any, env: Mapping[str, str], keypath: tuple[str | int, ...] = ()
-) -> tuple[Any, list[tuple[tuple[str | int, ...], tuple[str, ...]]]]:
-    """Expand every string in a YAML tree; unset keys are dropped and returned with their path."""
-    unset: list[tuple[tuple[str | int, ...], tuple[str, ...]]] = []
+def expand_tree(data: Any, env: Mapping[str, str], keypath: KeyPath = ()) -> tuple[Any, Unsets]:
+    """Expand every string in a YAML tree; keys left unset are dropped and returned with their
+    path and the variables that were missing."""
+    unset: Unsets = []
     if isinstance(data, dict):
         out: dict[str, Any] = {}
         for key, value in data.items():
-            child = (*keypath, key)
-            expanded, problems = expand_tree(value, env, child)
+            expanded, problems = expand_tree(value, env, (*keypath, key))
             unset.extend(problems)
             if not isinstance(expanded, Unset):
                 out[key] = expanded
@@ -79,3 +86,36 @@ def expand_tree(
             unset.append((keypath, result.names))
         return result, unset
     return data, unset
+
+
+def _strings(data: Any, keypath: KeyPath = ()) -> Iterator[tuple[KeyPath, str]]:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _strings(value, (*keypath, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _strings(value, (*keypath, index))
+    elif isinstance(data, str):
+        yield keypath, data
+
+
+def variable_usage(
+    data: Any, is_secret: Callable[[KeyPath], bool]
+) -> tuple[frozenset[str], frozenset[str]]:
+    """The variables a YAML tree uses: ``(plain, secret_only)``.
+
+    A variable is secret-only when every use is a whole secret value (``api_key: ${KEY}``): its
+    value then never shows in anything but a secret, and the config cache keys it by presence
+    alone, never by value.
+    """
+    plain: set[str] = set()
+    secret: set[str] = set()
+    for keypath, value in _strings(data):
+        names = _REFERENCE.findall(value)
+        if not names:
+            continue
+        if is_secret(keypath) and single_reference(value) is not None:
+            secret.update(names)
+        else:
+            plain.update(names)
+    return frozenset(plain), frozenset(secret - plain)

@@ -1,0 +1,162 @@
+"""Pydantic validation errors rewritten as short, user-facing messages.
+
+``magic: input should be a valid integer, unable to parse string as an integer`` becomes
+``magic must be an integer > 0, got 'abc'``: the expectation is read from the field's type and
+constraints, so it stays right when a model changes. A secret's value is never shown.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, SecretStr
+
+from qkt.config.builtins import SECRET_FIELDS
+from qkt.diagnostics import did_you_mean
+
+_NAMES: dict[object, str] = {
+    int: "an integer",
+    float: "a number",
+    Decimal: "a number",
+    bool: "true or false",
+    str: "a string",
+    SecretStr: "a string",
+    dict: "a mapping",
+}
+_URL_FIELDS = frozenset({"gateway_url", "base_url"})
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One validation problem: ``loc`` is the field path (``instrument_overrides.EURUSD.digits``)."""
+
+    code: str
+    loc: tuple[str, ...]
+    message: str
+    hint: str | None = None
+
+
+def _walk(
+    model: type[BaseModel], loc: tuple[Any, ...]
+) -> tuple[tuple[str, ...], Any, list[Any], type[BaseModel]]:
+    """Follow ``loc`` through ``model``: (field path, annotation, constraints, owning model).
+
+    Stops at the first segment that is no field (an unknown key, or pydantic's tag of a union
+    member), so every error about one field maps to the same path.
+    """
+    path: list[str] = []
+    annotation: Any = model
+    metadata: list[Any] = []
+    owner = model
+    for segment in loc:
+        annotation = _optional(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(segment))
+            if field is None:
+                owner = annotation
+                break
+            owner = annotation
+            annotation, metadata = field.annotation, list(field.metadata)
+        elif get_origin(annotation) is dict:
+            annotation, metadata = get_args(annotation)[1], []
+        else:
+            break
+        path.append(str(segment))
+    return tuple(path), annotation, metadata, owner
+
+
+def _optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _alternatives(annotation: Any, metadata: list[Any]) -> list[str]:
+    origin = get_origin(annotation)
+    if origin is typing.Annotated:
+        base, *extra = get_args(annotation)
+        constraints = [*metadata]
+        for item in extra:
+            constraints.extend(getattr(item, "metadata", [item]))
+        return _alternatives(base, constraints)
+    if origin in (Union, types.UnionType):
+        out: list[str] = []
+        for arg in get_args(annotation):
+            if arg is not type(None):
+                out.extend(_alternatives(arg, metadata))
+        return out
+    if origin is Literal:
+        return [str(a) for a in get_args(annotation)]
+    if origin is dict or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        return ["a mapping"]
+    name = _NAMES.get(annotation, "a valid value")
+    for item in metadata:
+        for attr, sign in (("gt", ">"), ("ge", ">=")):
+            bound = getattr(item, attr, None)
+            if bound is not None:
+                name += f" {sign} {bound}"
+    return [name]
+
+
+def expectation(annotation: Any, metadata: list[Any]) -> str:
+    alts = _alternatives(annotation, metadata)
+    return alts[0] if len(alts) == 1 else ", ".join(alts[:-1]) + " or " + alts[-1]
+
+
+def suggest(key: str, fields: list[str]) -> str | None:
+    """``did you mean `x`?``: the closest field, or the one field that contains ``key``."""
+    close = did_you_mean(key, fields)
+    if close is not None or len(key) < 3:
+        return close
+    containing = [f for f in fields if key.lower() in f]
+    return f"did you mean `{containing[0]}`?" if len(containing) == 1 else None
+
+
+def shown(value: Any) -> str:
+    """How an offending input is quoted in a message."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    return str(value)
+
+
+def problems(errors: list[Any], model: type[BaseModel]) -> list[Problem]:
+    """One problem per field from pydantic's ``errors()`` (union members collapse into one)."""
+    out: dict[tuple[str, ...], Problem] = {}
+    for err in errors:
+        loc = tuple(err["loc"])
+        path, annotation, metadata, owner = _walk(model, loc)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            path = (*path, key)
+            problem = Problem(
+                "unknown-key",
+                path,
+                f"unknown key `{key}`",
+                suggest(key, list(owner.model_fields)),
+            )
+        elif kind == "missing":
+            problem = Problem("missing-field", path, f"`{'.'.join(path)}` is required")
+        else:
+            secret = bool(SECRET_FIELDS & set(path))
+            got = "" if secret else f", got {shown(err.get('input'))}"
+            if kind == "value_error":
+                reason = str(err["ctx"]["error"]) if "ctx" in err else str(err["msg"])
+            else:
+                reason = f"must be {expectation(annotation, metadata)}"
+            code = "bad-url" if path and path[-1] in _URL_FIELDS else "bad-value"
+            problem = Problem(code, path, f"`{'.'.join(path)}` {reason}{got}")
+        out.setdefault(path, problem)
+    return list(out.values())
