@@ -156,3 +156,25 @@ def test_paper_profiles_build_paper_brokers_through_the_registry() -> None:
     assert isinstance(broker, PaperBroker)
     assert broker.name == "backtest"
     assert broker.capabilities == frozenset({"market", "bracket"})
+
+
+def test_tick_replay_fills_at_bid_and_ask(write: Writer) -> None:
+    lines = ["time,bid,ask,symbol"]
+    for second in range(0, 600, 10):
+        mid = 1.1 + (0.001 if second >= 300 else 0.0) + second * 1e-6
+        lines.append(
+            f"2026-03-02T00:{second // 60:02d}:{second % 60:02d}Z,{mid - 0.0001:.5f},{mid + 0.0001:.5f},EURUSD"
+        )
+    csv = write("ticks.csv", "\n".join(lines) + "\n")
+    text = (
+        "STRATEGY ticks VERSION 1\nSYMBOLS\ne = PAPER:EURUSD EVERY 1m\nRULES\n"
+        "WHEN e.close > 1.1005 THEN BUY e SIZING 1\n"
+    )
+    parsed = parse_strategy(text, "t.qkt")
+    assert parsed.strategy is not None
+    events: list[Any] = []
+    session = LiveSession(parsed.strategy, BrokerRegistry(), on_event=events.append)
+    session.run(ReplaySource(csv))
+    (fill,) = [e for e in events if type(e).__name__ == "OrderFilled"]
+    # The 00:05 candle closes when the first tick of 00:06 arrives; the buy fills at that ask.
+    assert fill.price == Decimal("1.10146") and fill.time.minute == 6

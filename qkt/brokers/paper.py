@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from qkt.brokers.base import Clock, EventBus
 from qkt.engine.events import Bar, OrderAccepted, OrderFilled, OrderRejected, OrderRequest, Tick
+from qkt.engine.positions import PositionBook
 from qkt.engine.prices import PriceTracker, to_decimal
 
 BPS = Decimal(10000)
@@ -39,8 +40,12 @@ class PaperBroker:
         *,
         slippage_bps: Decimal = ZERO,
         commission_bps: Decimal = ZERO,
+        starting_balance: Decimal = Decimal(10000),
     ) -> None:
         self.name = name
+        self.starting_balance = starting_balance
+        self.positions = PositionBook()
+        self.commission_paid = ZERO
         self.bus = bus
         self.clock = clock
         self.prices = prices
@@ -89,6 +94,18 @@ class PaperBroker:
             self._fill(
                 f"{self.name}-close", label, symbol, "sell" if qty > 0 else "buy", abs(qty), price
             )
+
+    # ------------------------------------------------------------ account
+    def balance(self) -> Decimal:
+        """Starting balance plus realized PnL, minus commissions."""
+        return self.starting_balance + self.positions.realized() - self.commission_paid
+
+    def equity(self) -> Decimal:
+        """Balance plus the unrealized PnL of open positions at the last prices."""
+        open_pnl = sum(
+            (p.unrealized(self.prices.last(p.label, p.symbol)) for p in self.positions.all()), ZERO
+        )
+        return self.balance() + open_pnl
 
     # ------------------------------------------------------------ market data
     def on_bar(self, label: str, bar: Bar) -> None:
@@ -151,6 +168,8 @@ class PaperBroker:
         if held == 0:
             self._legs.pop(key, None)
         commission = (price * qty * self.commission).quantize(Decimal("0.00000001"))
+        self.positions.get(label, symbol).apply(side, qty, price)
+        self.commission_paid += commission
         self.bus.publish(
             OrderFilled(
                 client_id,

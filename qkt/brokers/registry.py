@@ -65,6 +65,7 @@ def _paper(profile: ResolvedProfile) -> BrokerFactory:
             prices,  # type: ignore[arg-type]
             slippage_bps=Decimal(values.get("slippage_bps") or 0),
             commission_bps=Decimal(values.get("commission_bps") or 0),
+            starting_balance=Decimal(values.get("starting_balance") or 10000),
         )
 
     return factory

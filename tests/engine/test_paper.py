@@ -101,3 +101,15 @@ def test_slippage_and_commission() -> None:
     fill = events[0]
     assert fill.price == Decimal("100.100")
     assert fill.commission == Decimal("0.10010000")
+
+
+def test_balance_and_equity() -> None:
+    broker, prices, _ = setup(commission_bps=Decimal(10), starting_balance=Decimal(1000))
+    prices.update("PAPER", "EURUSD", 100.0)
+    broker.submit(order("buy", "2"))
+    prices.update("PAPER", "EURUSD", 110.0)
+    assert broker.balance() == Decimal("999.80000000")
+    assert broker.equity() == Decimal("1019.80000000")
+    broker.submit(order("sell", "2"))
+    assert broker.balance() == Decimal("1019.58000000")
+    assert broker.equity() == broker.balance()
