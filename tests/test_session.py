@@ -162,9 +162,8 @@ def test_tick_replay_fills_at_bid_and_ask(write: Writer) -> None:
     lines = ["time,bid,ask,symbol"]
     for second in range(0, 600, 10):
         mid = 1.1 + (0.001 if second >= 300 else 0.0) + second * 1e-6
-        lines.append(
-            f"2026-03-02T00:{second // 60:02d}:{second % 60:02d}Z,{mid - 0.0001:.5f},{mid + 0.0001:.5f},EURUSD"
-        )
+        stamp = f"2026-03-02T00:{second // 60:02d}:{second % 60:02d}Z"
+        lines.append(f"{stamp},{mid - 0.0001:.5f},{mid + 0.0001:.5f},EURUSD")
     csv = write("ticks.csv", "\n".join(lines) + "\n")
     text = (
         "STRATEGY ticks VERSION 1\nSYMBOLS\ne = PAPER:EURUSD EVERY 1m\nRULES\n"
