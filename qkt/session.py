@@ -107,6 +107,8 @@ class LiveSession:
         self.ledger = Account(starting_balance, peak=starting_balance)
         self.summary = Summary(final_equity=starting_balance)
         self.on_event = on_event or (lambda event: None)
+        self._open: set[tuple[str, str]] = set()  # positions that are not flat
+        self._flat_equity: Decimal | None = None
         self.brokers = self._build_brokers(registry, paper_only)
         self.composite = CompositeBroker(
             self.brokers, {r.label: r.profile for r in self.plan.routes}
@@ -121,8 +123,6 @@ class LiveSession:
             for alias, state in self.runtime.streams.items()
         }
         self._feed_cache: dict[str | None, tuple[list[tuple[str, str, Any]], list[str]]] = {}
-        self._open: set[tuple[str, str]] = set()  # positions that are not flat
-        self._flat_equity: Decimal | None = None
         self.bus.subscribe(OrderFilled, self._on_fill)
         self.bus.subscribe(OrderRejected, self._on_rejected)
         self.bus.subscribe(OrderAccepted, self.on_event)
@@ -140,7 +140,7 @@ class LiveSession:
                 brokers[route.profile] = PaperBroker(name, self.bus, self.clock, self.prices)
                 continue
             try:
-                brokers[route.profile] = entry.factory(self.bus, self.clock, self.prices)
+                broker = entry.factory(self.bus, self.clock, self.prices)
             except QktError as exc:
                 raise SessionRefused(
                     [
@@ -152,7 +152,18 @@ class LiveSession:
                         for d in exc.diagnostics
                     ]
                 ) from None
+            brokers[route.profile] = broker
+            self._adopt(getattr(broker, "recovered", ()))
         return brokers
+
+    def _adopt(self, recovered: Iterable[Any]) -> None:
+        """Positions a venue already holds for this session (its client ids prefix the comment)."""
+        for position in recovered:
+            if position.comment.startswith(f"{self.name}-"):
+                book = self.positions.get(position.label, position.symbol)
+                book.apply(position.side, position.qty, position.price)
+                if book.qty:
+                    self._open.add((position.label, position.symbol))
 
     # ------------------------------------------------------------ what rules read
     def position(self, alias: str, pfield: str | None) -> float | None:

@@ -174,14 +174,13 @@ def test_root_config_routes_the_seed_accounts(root: Path) -> None:
     ]
 
 
-def test_registry_is_keyed_by_lowercased_label_and_factories_say_not_yet(write: Writer) -> None:
+def test_registry_is_keyed_by_lowercased_label_and_unbuilt_adapters_say_so(write: Writer) -> None:
     from qkt.errors import NotImplementedBrokerError
 
-    reg = registry(write)
+    reg = registry(write, "brokers:\n  bybit:\n    type: bybit\n")
     assert "EXNESS" in reg and "Exness" in reg and "oanda" not in reg
     assert reg.resolve("EXNESS-personal") is None
-    entry = reg["ExNeSs"]
-    assert entry.profile.name == "exness"
+    assert reg["ExNeSs"].profile.name == "exness"
     with pytest.raises(NotImplementedBrokerError) as info:
-        entry.factory(None, None, None)  # type: ignore[arg-type]
+        reg["BYBIT"].factory(None, None, None)  # type: ignore[arg-type]
     assert info.value.diagnostics[0].code == "broker-not-implemented"

@@ -121,14 +121,14 @@ def test_empty_registry_is_all_paper_and_the_seed_trades() -> None:
     assert session.positions.get("EXNESS", "EURUSD").qty == Decimal("0.1") * summary.fills
 
 
-def test_unimplemented_broker_refuses_with_a_hint() -> None:
+def test_unreachable_gateway_refuses_with_a_hint() -> None:
     config = load_config(ROOT / "qkt.config.yaml", env={"QKT_NO_CACHE": "1"}, cwd=ROOT)
     parsed = parse_strategy_file(ROOT / "examples" / "momentum.qkt")
     assert parsed.strategy is not None
     with pytest.raises(SessionRefused) as info:
         LiveSession(parsed.strategy, BrokerRegistry.from_config(config))
     (d,) = info.value.diagnostics
-    assert d.code == "broker-not-implemented" and "--paper" in (d.hint or "")
+    assert d.code == "gateway-unavailable" and "--paper" in (d.hint or "")
     paper = LiveSession(parsed.strategy, BrokerRegistry.from_config(config), paper_only=True)
     assert isinstance(paper.composite.broker_for("EXNESS"), PaperBroker)
 

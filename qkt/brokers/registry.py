@@ -71,8 +71,20 @@ def _paper(profile: ResolvedProfile) -> BrokerFactory:
     return factory
 
 
+def _mt5(profile: ResolvedProfile) -> BrokerFactory:
+    def factory(bus: EventBus, clock: Clock, prices: MarketPriceTracker) -> Broker:
+        from qkt.brokers.mt5.broker import MT5Broker
+
+        broker = MT5Broker(profile, bus, clock, prices)
+        broker.start()  # readiness, expected account, recovery of the magic's positions
+        return broker
+
+    return factory
+
+
 def factory_for(profile: ResolvedProfile) -> BrokerFactory:
-    default = _paper if profile.type == "paper" else _not_yet
+    defaults = {"paper": _paper, "mt5": _mt5}
+    default = defaults.get(profile.type, _not_yet)
     return _BUILDERS.get(profile.type, default)(profile)
 
 

@@ -79,7 +79,8 @@ def test_routing_follows_the_config_and_says_what_is_missing(tmp_path: Path) -> 
         "run", "examples/momentum.qkt", "--replay", "examples/data/eurusd-1m.csv", home=tmp_path
     )
     assert result.returncode == 1
-    assert "error[broker-not-implemented]" in result.stderr
+    assert "error[gateway-unavailable]" in result.stderr
+    assert "http://localhost:5001 is not ready" in result.stderr
     assert "Traceback" not in result.stderr
 
 

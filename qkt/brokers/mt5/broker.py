@@ -1,0 +1,286 @@
+"""MT5Broker: the Broker protocol over an mt5-gateway, for one profile.
+
+Every order carries the profile's magic, a client order id and a comment whose first 16 characters
+identify it (gateways cut comments and do not echo client ids). Volumes are checked against the
+venue's ``symbol_info`` before anything is sent; nothing is rounded silently. An order is sent once:
+an unknown outcome (timeout after sending, 502) is resolved by reading the magic's positions for the
+order's comment before anything else may be sent for that symbol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from qkt.brokers.mt5.client import GatewayClient, GatewayError, Position, SymbolInfo
+from qkt.brokers.mt5.symbols import from_broker_symbol, to_broker_symbol
+from qkt.diagnostics import error
+from qkt.engine.events import OrderAccepted, OrderFilled, OrderRejected, OrderRequest
+from qkt.errors import QktError
+
+TRADE_MODES = {0: "demo", 1: "contest", 2: "real"}
+COMMENT_KEY = 16  # characters of a comment that survive every gateway and terminal
+
+
+class BrokerRefused(QktError):
+    """The profile's gateway is not ready, or is logged in to another account than expected."""
+
+
+@dataclass
+class _Unresolved:
+    request: OrderRequest
+    broker_symbol: str
+
+
+@dataclass
+class Recovered:
+    """An open position of this profile's magic found at start."""
+
+    label: str
+    symbol: str
+    side: str
+    qty: Decimal
+    price: Decimal
+    ticket: int
+    comment: str
+
+
+@dataclass
+class _Book:
+    tickets: dict[int, Position] = field(default_factory=dict)
+
+
+class MT5Broker:
+    capabilities = frozenset({"market", "bracket"})
+
+    def __init__(
+        self,
+        profile: Any,
+        bus: Any,
+        clock: Any,
+        prices: Any,
+        client: GatewayClient | None = None,
+        *,
+        label: str | None = None,
+    ) -> None:
+        self.profile = profile
+        self.name = profile.name
+        self.label = label or profile.name.upper()
+        self.bus = bus
+        self.clock = clock
+        self.prices = prices
+        values = profile.values
+        self.magic: int = int(values["magic"])
+        self.deviation: int = int(values.get("deviation_points") or 20)
+        self.client = client or GatewayClient(
+            str(values["gateway_url"]),
+            api_key=profile.secret("api_key"),
+            timeout_ms=int(values.get("http_timeout_ms") or 5000),
+            retry_attempts=int(values.get("retry_attempts") or 3),
+        )
+        self._symbols: dict[str, SymbolInfo] = {}
+        self._unresolved: dict[str, _Unresolved] = {}  # broker symbol -> order of unknown outcome
+        self._book = _Book()
+        self.recovered: list[Recovered] = []
+
+    # ------------------------------------------------------------ start-up
+    def start(self) -> None:
+        """Refuse a gateway that is not ready or not the expected account; recover positions."""
+        url = self.client.base_url
+        if not self.client.ready():
+            raise BrokerRefused(
+                error("gateway-unavailable", f"profile `{self.name}`: gateway {url} is not ready")
+            )
+        try:
+            account = self.client.account()
+            positions = self.client.positions(self.magic)
+        except GatewayError as exc:
+            raise BrokerRefused(exc.diagnostics) from None
+        values = self.profile.values
+        checks = (
+            ("expected_account_login", account.login),
+            ("expected_account_server", account.server),
+            ("expected_trade_mode", TRADE_MODES.get(account.trade_mode, str(account.trade_mode))),
+        )
+        for key, actual in checks:
+            expected = values.get(key)
+            if expected is not None and str(expected) != str(actual):
+                raise BrokerRefused(
+                    error(
+                        "account-mismatch",
+                        f"profile `{self.name}`: gateway {url} is logged in with "
+                        f"{key.removeprefix('expected_')} {actual!r}, expected {expected!r}",
+                    )
+                )
+        for position in positions:
+            self._book.tickets[position.ticket] = position
+            self.recovered.append(
+                Recovered(
+                    self.label,
+                    self._qkt_symbol(position.symbol),
+                    "buy" if position.type == 0 else "sell",
+                    position.volume,
+                    position.price_open,
+                    position.ticket,
+                    position.comment,
+                )
+            )
+
+    # ------------------------------------------------------------ symbols
+    def broker_symbol(self, symbol: str) -> str:
+        return to_broker_symbol(symbol, self.profile.aliases, self.profile.symbol_suffix)
+
+    def _qkt_symbol(self, broker_symbol: str) -> str:
+        return from_broker_symbol(broker_symbol, self.profile.aliases, self.profile.symbol_suffix)
+
+    def _info(self, broker_symbol: str) -> SymbolInfo:
+        info = self._symbols.get(broker_symbol)
+        if info is None:
+            info = self._symbols[broker_symbol] = self.client.symbol_info(broker_symbol)
+        return info
+
+    # ------------------------------------------------------------ orders
+    def _reject(self, request: OrderRequest, reason: str) -> OrderRejected:
+        rejected = OrderRejected(request.client_id, self.name, reason, self.clock.now())
+        self.bus.publish(rejected)
+        return rejected
+
+    def submit(self, request: OrderRequest) -> OrderAccepted | OrderRejected:
+        symbol = self.broker_symbol(request.symbol)
+        if symbol in self._unresolved and not self._resolve(symbol):
+            return self._reject(
+                request, f"an earlier order on {symbol} has an unknown outcome; not sending more"
+            )
+        try:
+            info = self._info(symbol)
+        except GatewayError as exc:
+            return self._reject(
+                request, f"cannot read {symbol} from the gateway: {exc.diagnostics[0].message}"
+            )
+        problem = _volume_problem(request.qty, info)
+        if problem:
+            return self._reject(request, f"{symbol}: {problem}")
+        outcome = self.client.order(
+            symbol=symbol,
+            side=request.side,
+            volume=request.qty,
+            magic=self.magic,
+            client_order_id=request.client_id,
+            comment=request.client_id[:25],
+            deviation=self.deviation,
+            sl=request.stop_loss,
+            tp=request.take_profit,
+        )
+        if outcome.status == "rejected":
+            return self._reject(request, outcome.message or "rejected by the venue")
+        if outcome.status == "unknown":
+            self._unresolved[symbol] = _Unresolved(request, symbol)
+            if not self._resolve(symbol):
+                return self._reject(
+                    request,
+                    f"outcome unknown ({outcome.message}); {symbol} is blocked until the gateway "
+                    "shows whether the order was placed",
+                )
+            return OrderAccepted(request.client_id, self.name, self.clock.now())
+        accepted = OrderAccepted(request.client_id, self.name, self.clock.now())
+        self.bus.publish(accepted)
+        result = outcome.result
+        self._fill(request, result.price, result.volume or request.qty)
+        return accepted
+
+    def _fill(self, request: OrderRequest, price: Decimal | None, qty: Decimal) -> None:
+        if price is None:
+            quote = self.prices.quote(request.label, request.symbol, request.side)
+            price = quote if quote is not None else Decimal(0)
+        self.bus.publish(
+            OrderFilled(
+                request.client_id,
+                self.name,
+                request.label,
+                request.symbol,
+                request.side,
+                qty,
+                price,
+                self.clock.now(),
+            )
+        )
+
+    def _resolve(self, broker_symbol: str) -> bool:
+        """Ask the venue whether the order of unknown outcome exists; True once it is settled."""
+        pending = self._unresolved[broker_symbol]
+        key = pending.request.client_id[:COMMENT_KEY]
+        try:
+            positions = self.client.positions(self.magic)
+        except GatewayError:
+            return False
+        match = next((p for p in positions if p.comment[:COMMENT_KEY] == key), None)
+        del self._unresolved[broker_symbol]
+        if match is None:
+            self._reject(
+                pending.request, "the venue has no position for this order: it was not placed"
+            )
+            return True
+        self._book.tickets[match.ticket] = match
+        self.bus.publish(OrderAccepted(pending.request.client_id, self.name, self.clock.now()))
+        self._fill(pending.request, match.price_open, match.volume)
+        return True
+
+    # ------------------------------------------------------------ position poller
+    def poll(self) -> int:
+        """Diff the magic's positions against the last snapshot; a ticket that disappeared was
+        closed at the venue (SL, TP or by hand): emit its closing fill with the exact deal price.
+        A failed read changes nothing. Returns the number of fills emitted."""
+        try:
+            current = {p.ticket: p for p in self.client.positions(self.magic)}
+        except GatewayError:
+            return 0
+        emitted = 0
+        for ticket, position in list(self._book.tickets.items()):
+            if ticket in current:
+                continue
+            try:
+                deals = self.client.deals("1970-01-01T00:00:00", "2100-01-01T00:00:00", ticket)
+            except GatewayError:
+                continue  # try again on the next poll: nothing is assumed
+            closing = next((d for d in reversed(deals) if d.entry in (1, 2)), None)
+            if closing is None:
+                continue
+            del self._book.tickets[ticket]
+            reason = {4: "stop_loss", 5: "take_profit"}.get(closing.reason, "market")
+            self.bus.publish(
+                OrderFilled(
+                    position.comment or f"{self.name}-{ticket}",
+                    self.name,
+                    self.label,
+                    self._qkt_symbol(position.symbol),
+                    "sell" if position.type == 0 else "buy",
+                    closing.volume or position.volume,
+                    closing.price,
+                    self.clock.now(),
+                    reason,  # type: ignore[arg-type]
+                )
+            )
+            emitted += 1
+        for ticket, position in current.items():
+            self._book.tickets.setdefault(ticket, position)
+        return emitted
+
+    def cancel(self, client_id: str) -> bool:
+        return False  # market orders only: nothing rests at the venue
+
+    def close_position(self, label: str, symbol: str) -> None:
+        broker_symbol = self.broker_symbol(symbol)
+        for ticket, position in list(self._book.tickets.items()):
+            if position.symbol == broker_symbol:
+                self.client.close_position(ticket, f"{self.name}-close-{ticket}")
+
+
+def _volume_problem(qty: Decimal, info: SymbolInfo) -> str | None:
+    if qty < info.volume_min:
+        return f"volume {qty} is below the minimum {info.volume_min}"
+    if qty > info.volume_max:
+        return f"volume {qty} is above the maximum {info.volume_max}"
+    if info.volume_step > 0 and (qty / info.volume_step) % 1 != 0:
+        return f"volume {qty} is not a multiple of the step {info.volume_step}"
+    return None

@@ -1,0 +1,314 @@
+"""HTTP client of an mt5-gateway (reference/mt5-gateway.md).
+
+Reads (GET) are retried with exponential backoff within the profile's ``retry_attempts``, each
+bounded by ``http_timeout_ms``; a read that still fails raises :class:`GatewayError` — "unknown",
+never "empty". Writes (POST) are sent exactly once with an ``Idempotency-Key`` and return an
+:class:`Outcome`: ``done``, ``rejected`` (nothing was placed) or ``unknown`` (it may have been
+placed: the caller must reconcile before sending anything else for that symbol).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from qkt.diagnostics import error
+from qkt.errors import QktError
+
+SUCCESS_RETCODES = frozenset({10008, 10009, 10010})
+
+
+class GatewayError(QktError):
+    """A read from the gateway failed after its retries (the answer is unknown)."""
+
+
+class _Retry(Exception):
+    """A read answered with a status worth retrying (5xx, 429) or unreadable JSON."""
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=False)
+
+
+class Account(_Wire):
+    login: int
+    server: str = ""
+    currency: str = "USD"
+    balance: Decimal = Decimal(0)
+    equity: Decimal = Decimal(0)
+    margin_mode: int = 0
+    trade_mode: int = 0
+
+
+class SymbolInfo(_Wire):
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    digits: int = 5
+    point: Decimal | None = None
+    volume_min: Decimal = Decimal("0.01")
+    volume_max: Decimal = Decimal(1000)
+    volume_step: Decimal = Decimal("0.01")
+    trade_contract_size: Decimal = Decimal(1)
+    trade_stops_level: int = 0
+
+
+class Quote(_Wire):
+    symbol: str = ""
+    bid: Decimal
+    ask: Decimal
+    time: int = 0
+    time_msc: int = 0
+
+
+class Position(_Wire):
+    ticket: int
+    symbol: str
+    type: int  # 0 buy, 1 sell
+    volume: Decimal
+    price_open: Decimal
+    price_current: Decimal | None = None
+    sl: Decimal | None = None
+    tp: Decimal | None = None
+    profit: Decimal = Decimal(0)
+    magic: int = 0
+    comment: str = ""
+    time_msc: int = 0
+
+
+class Deal(_Wire):
+    ticket: int
+    order: int = 0
+    position_id: int = 0
+    symbol: str = ""
+    type: int = 0
+    entry: int = 0
+    volume: Decimal = Decimal(0)
+    price: Decimal = Decimal(0)
+    profit: Decimal = Decimal(0)
+    magic: int = 0
+    comment: str = ""
+    reason: int = 0
+    time: int = 0
+    time_msc: int = 0
+
+
+class TradeResult(_Wire):
+    retcode: int = -1
+    order: int = 0
+    deal: int = 0
+    price: Decimal | None = None
+    volume: Decimal | None = None
+    comment: str = ""
+
+
+class Outcome(_Wire):
+    status: Literal["done", "rejected", "unknown"]
+    result: TradeResult = Field(default_factory=TradeResult)
+    message: str = ""
+
+
+def _unwrap(payload: Any) -> Any:
+    if isinstance(payload, dict) and "data" in payload:
+        return payload["data"]
+    return payload
+
+
+def _plain(value: Decimal | None) -> float | None:
+    """Bodies carry bare JSON numbers in plain notation (the shortest float repr of the decimal)."""
+    return None if value is None else float(value)
+
+
+class GatewayClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout_ms: int = 5000,
+        retry_attempts: int = 3,
+        transport: httpx.BaseTransport | None = None,
+        backoff_s: float = 0.05,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=timeout_ms / 1000,
+            transport=transport,
+        )
+        self._attempts = max(1, retry_attempts)
+        self._backoff = backoff_s
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ------------------------------------------------------------ reads
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        retrying = Retrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential(multiplier=self._backoff, max=2.0),
+            retry=retry_if_exception_type((httpx.TransportError, _Retry)),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    response = self._http.get(path, params=params)
+                    if response.status_code >= 500 or response.status_code == 429:
+                        raise _Retry(f"HTTP {response.status_code}")
+                    if response.status_code >= 400:
+                        raise GatewayError(
+                            self._diag(
+                                path, f"HTTP {response.status_code}: {_error_text(response)}"
+                            )
+                        )
+                    try:
+                        return _unwrap(response.json())
+                    except ValueError:
+                        raise _Retry("malformed JSON") from None
+        except (httpx.TransportError, _Retry) as exc:
+            reason = type(exc).__name__ if not str(exc) else str(exc)
+            raise GatewayError(
+                self._diag(path, f"no answer after {self._attempts} attempts ({reason})")
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _diag(self, path: str, message: str) -> Any:
+        return error("gateway-unavailable", f"{self.base_url}{path}: {message}")
+
+    def _model(self, model: type[Any], data: Any, path: str) -> Any:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise GatewayError(
+                self._diag(path, f"unexpected answer ({where}: {first['msg']})")
+            ) from None
+
+    def ready(self) -> bool:
+        try:
+            response = self._http.get("/health/ready")
+            return response.status_code == 200 and _unwrap(response.json()).get("status") == "ready"
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return False
+
+    def account(self) -> Account:
+        return self._model(Account, self._get("/account"), "/account")  # type: ignore[no-any-return]
+
+    def symbol_info(self, broker_symbol: str) -> SymbolInfo:
+        path = f"/symbol_info/{broker_symbol}"
+        return self._model(SymbolInfo, self._get(path), path)  # type: ignore[no-any-return]
+
+    def quote(self, broker_symbol: str) -> Quote:
+        path = f"/symbol_info_tick/{broker_symbol}"
+        return self._model(Quote, self._get(path), path)  # type: ignore[no-any-return]
+
+    def positions(self, magic: int | None = None) -> list[Position]:
+        params = {"magic": magic} if magic is not None else None
+        rows = self._get("/get_positions", params)
+        if not isinstance(rows, list):
+            raise GatewayError(self._diag("/get_positions", "expected a list of positions"))
+        positions = [self._model(Position, row, "/get_positions") for row in rows]
+        return [p for p in positions if magic is None or p.magic == magic]
+
+    def deals(self, from_date: str, to_date: str, position: int | None = None) -> list[Deal]:
+        params: dict[str, Any] = {"from_date": from_date, "to_date": to_date}
+        if position is not None:
+            params["position"] = position
+        rows = self._get("/history_deals_get", params)
+        if not isinstance(rows, list):
+            raise GatewayError(self._diag("/history_deals_get", "expected a list of deals"))
+        deals = [self._model(Deal, row, "/history_deals_get") for row in rows]
+        # Some gateways return other positions' deals too: filter here.
+        return [d for d in deals if position is None or d.position_id == position]
+
+    # ------------------------------------------------------------ writes (sent once)
+    def _post(self, path: str, body: dict[str, Any], key: str | None) -> Outcome:
+        headers = {"Idempotency-Key": key} if key else {}
+        try:
+            response = self._http.post(path, json=body, headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            return Outcome(status="rejected", message=f"gateway unreachable, nothing sent ({exc})")
+        except httpx.HTTPError as exc:
+            return Outcome(
+                status="unknown", message=f"no answer after sending ({type(exc).__name__})"
+            )
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        result = TradeResult()
+        if isinstance(payload, dict) and isinstance(payload.get("result"), dict):
+            try:
+                result = TradeResult.model_validate(payload["result"])
+            except ValidationError:
+                result = TradeResult()
+        text = _error_text(response) if payload is not None else response.text[:200]
+        status = response.status_code
+        if status in (400, 401, 403, 404, 409, 422):
+            return Outcome(status="rejected", result=result, message=f"HTTP {status}: {text}")
+        if status >= 500 or payload is None:
+            return Outcome(status="unknown", result=result, message=f"HTTP {status}: {text}")
+        if result.retcode in SUCCESS_RETCODES:
+            return Outcome(status="done", result=result, message=result.comment)
+        return Outcome(
+            status="rejected", result=result, message=f"retcode {result.retcode}: {text}"
+        )
+
+    def order(
+        self,
+        *,
+        symbol: str,
+        side: Literal["buy", "sell"],
+        volume: Decimal,
+        magic: int,
+        client_order_id: str,
+        comment: str,
+        deviation: int,
+        sl: Decimal | None = None,
+        tp: Decimal | None = None,
+    ) -> Outcome:
+        body: dict[str, Any] = {
+            "symbol": symbol,
+            "volume": _plain(volume),
+            "type": side.upper(),
+            "deviation": deviation,
+            "magic": magic,
+            "client_order_id": client_order_id,
+            "comment": comment,
+        }
+        if sl is not None:
+            body["sl"] = _plain(sl)
+        if tp is not None:
+            body["tp"] = _plain(tp)
+        return self._post("/order", body, client_order_id)
+
+    def close_position(self, ticket: int, key: str) -> Outcome:
+        return self._post("/close_position", {"position": {"ticket": ticket}}, key)
+
+    def modify_sl_tp(
+        self, ticket: int, sl: Decimal | None, tp: Decimal | None, key: str
+    ) -> Outcome:
+        return self._post(
+            "/modify_sl_tp", {"position": ticket, "sl": _plain(sl), "tp": _plain(tp)}, key
+        )
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        payload = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(payload, dict):
+        if payload.get("error"):
+            return str(payload["error"])[:200]
+        result = payload.get("result")
+        if isinstance(result, dict) and result.get("comment"):
+            return str(result["comment"])[:200]
+    return str(payload)[:200]

@@ -1,0 +1,208 @@
+"""MT5Broker against a real HTTP server: translation, magic, volume checks, outcomes, recovery, poller."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from qkt.brokers.mt5.broker import BrokerRefused, MT5Broker
+from qkt.brokers.mt5.client import GatewayClient
+from qkt.config import load_config
+from qkt.engine.bus import EventBus
+from qkt.engine.clock import SimulatedClock
+from qkt.engine.events import OrderAccepted, OrderFilled, OrderRejected, OrderRequest
+from qkt.engine.prices import PriceTracker
+
+T0 = datetime(2026, 3, 2, tzinfo=UTC)
+INFO = {
+    "bid": 1.0841,
+    "ask": 1.0843,
+    "digits": 5,
+    "volume_min": 0.01,
+    "volume_max": 200.0,
+    "volume_step": 0.01,
+    "trade_contract_size": 100000,
+}
+POSITION = {
+    "ticket": 42,
+    "symbol": "USTECm",
+    "type": 0,
+    "volume": "0.10",
+    "price_open": "18000.5",
+    "sl": "17000",
+    "tp": "19000",
+    "magic": 10005,
+    "comment": "nas-000001",
+}
+
+
+def make(httpserver: HTTPServer, tmp_path: Path, extra: str = "") -> tuple[MT5Broker, list[Any]]:
+    cfg = tmp_path / "qkt.config.yaml"
+    cfg.write_text(
+        "brokers:\n  exness-personal:\n    extends: exness\n"
+        f"    gateway_url: {httpserver.url_for('').rstrip('/')}\n    magic: 10005\n{extra}"
+    )
+    profile = load_config(cfg, env={"QKT_NO_CACHE": "1"}, cwd=tmp_path).profiles["exness-personal"]
+    bus, events = EventBus(), []
+    for kind in (OrderAccepted, OrderFilled, OrderRejected):
+        bus.subscribe(kind, events.append)
+    prices = PriceTracker()
+    client = GatewayClient(profile.values["gateway_url"], backoff_s=0.001)
+    return MT5Broker(
+        profile, bus, SimulatedClock(T0), prices, client, label="EXNESS-PERSONAL"
+    ), events
+
+
+def request(qty: str = "0.1", side: str = "buy", cid: str = "nas-000001") -> OrderRequest:
+    return OrderRequest(
+        cid,
+        "nas",
+        "n",
+        "EXNESS-PERSONAL",
+        "NAS100",
+        side,
+        Decimal(qty),
+        T0,  # type: ignore[arg-type]
+        Decimal("17000"),
+        Decimal("19000"),
+    )
+
+
+def test_order_goes_out_translated_with_magic_and_fills(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    httpserver.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
+    httpserver.expect_oneshot_request("/order", method="POST").respond_with_json(
+        {"result": {"retcode": 10009, "order": 42, "price": "18000.5", "volume": "0.1"}}
+    )
+    broker, events = make(httpserver, tmp_path)
+    broker.submit(request())
+    body = json.loads(httpserver.log[-1][0].data)
+    assert (body["symbol"], body["magic"], body["volume"], body["type"]) == (
+        "USTECm",
+        10005,
+        0.1,
+        "BUY",
+    )
+    assert (body["sl"], body["tp"], body["comment"]) == (17000.0, 19000.0, "nas-000001")
+    accepted, filled = events
+    assert isinstance(accepted, OrderAccepted)
+    assert (filled.symbol, filled.price, filled.qty) == (
+        "NAS100",
+        Decimal("18000.5"),
+        Decimal("0.1"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("qty", "why"),
+    [("0.005", "below the minimum"), ("500", "above the maximum"), ("0.015", "not a multiple")],
+)
+def test_bad_volume_is_refused_before_sending(
+    httpserver: HTTPServer, tmp_path: Path, qty: str, why: str
+) -> None:
+    httpserver.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
+    broker, events = make(httpserver, tmp_path)
+    broker.submit(request(qty))
+    (rejected,) = events
+    assert isinstance(rejected, OrderRejected) and why in rejected.reason
+    assert all(r.path != "/order" for r, _ in httpserver.log)
+
+
+def test_venue_rejection_carries_its_message(httpserver: HTTPServer, tmp_path: Path) -> None:
+    httpserver.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
+    httpserver.expect_request("/order", method="POST").respond_with_json(
+        {"error": "Invalid stops", "result": {"retcode": 10016}}, status=400
+    )
+    broker, events = make(httpserver, tmp_path)
+    broker.submit(request())
+    assert isinstance(events[0], OrderRejected) and "Invalid stops" in events[0].reason
+
+
+def test_unknown_outcome_is_resolved_from_positions_before_anything_else(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    httpserver.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
+    httpserver.expect_oneshot_request("/order", method="POST").respond_with_data("", status=502)
+    httpserver.expect_request("/get_positions").respond_with_json({"data": [POSITION]})
+    broker, events = make(httpserver, tmp_path)
+    broker.submit(request())
+    assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled"]
+    assert events[1].price == Decimal("18000.5")
+    assert sum(r.path == "/order" for r, _ in httpserver.log) == 1  # never resent
+
+
+def test_unknown_outcome_that_cannot_be_read_blocks_the_symbol(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    httpserver.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
+    httpserver.expect_oneshot_request("/order", method="POST").respond_with_data("", status=502)
+    httpserver.expect_request("/get_positions").respond_with_data("down", status=503)
+    broker, events = make(httpserver, tmp_path)
+    broker.submit(request())
+    broker.submit(request(cid="nas-000002"))
+    assert [type(e).__name__ for e in events] == ["OrderRejected", "OrderRejected"]
+    assert "blocked" in events[0].reason and "unknown outcome" in events[1].reason
+    assert sum(r.path == "/order" for r, _ in httpserver.log) == 1
+
+
+def test_start_guard_and_recovery(httpserver: HTTPServer, tmp_path: Path) -> None:
+    httpserver.expect_request("/health/ready").respond_with_json({"status": "ready"})
+    httpserver.expect_request("/account").respond_with_json(
+        {"login": 111, "server": "S", "trade_mode": 0}
+    )
+    httpserver.expect_request("/get_positions").respond_with_json([POSITION])
+    broker, _ = make(
+        httpserver, tmp_path, "    expected_account_login: 111\n    expected_trade_mode: demo\n"
+    )
+    broker.start()
+    (recovered,) = broker.recovered
+    assert (recovered.symbol, recovered.qty, recovered.ticket) == ("NAS100", Decimal("0.10"), 42)
+    wrong, _ = make(httpserver, tmp_path, "    expected_account_login: 222\n")
+    with pytest.raises(BrokerRefused) as info:
+        wrong.start()
+    assert info.value.diagnostics[0].code == "account-mismatch"
+
+
+def test_poller_turns_a_vanished_ticket_into_its_closing_fill(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    httpserver.expect_request("/health/ready").respond_with_json({"status": "ready"})
+    httpserver.expect_request("/account").respond_with_json({"login": 1})
+    httpserver.expect_oneshot_request("/get_positions").respond_with_json([POSITION])
+    broker, events = make(httpserver, tmp_path)
+    broker.start()
+    httpserver.expect_oneshot_request("/get_positions").respond_with_data("oops", status=500)
+    httpserver.expect_oneshot_request("/get_positions").respond_with_data("oops", status=500)
+    httpserver.expect_oneshot_request("/get_positions").respond_with_data("oops", status=500)
+    assert broker.poll() == 0 and events == []  # a failed read is not "flat"
+    httpserver.expect_request("/get_positions").respond_with_json({"data": []})
+    httpserver.expect_request("/history_deals_get").respond_with_json(
+        {
+            "data": [
+                {"ticket": 9, "position_id": 77, "entry": 1, "price": "1", "reason": 0},
+                {
+                    "ticket": 10,
+                    "position_id": 42,
+                    "entry": 1,
+                    "volume": "0.10",
+                    "price": "17000.0",
+                    "reason": 4,
+                },
+            ]
+        }
+    )
+    assert broker.poll() == 1
+    (fill,) = events
+    assert (fill.side, fill.price, fill.reason, fill.symbol) == (
+        "sell",
+        Decimal("17000.0"),
+        "stop_loss",
+        "NAS100",
+    )
