@@ -13,7 +13,7 @@ from cli import output
 from cli.common import globals_of
 
 if TYPE_CHECKING:
-    from qkt.validation import FileReport, ValidationReport
+    from qkt.validation import FileReport, ValidationReport, Validator
 
 
 class Format(StrEnum):
@@ -50,7 +50,9 @@ def validate(
     probe: Annotated[
         bool,
         typer.Option(
-            "--probe", help="Also ask each routed gateway for its health and account (not yet)."
+            "--probe",
+            help="Also ask each routed MT5 gateway for its readiness and account "
+            "(unreachable: a warning, an error in strict mode).",
         ),
     ] = False,
 ) -> None:
@@ -61,11 +63,6 @@ def validate(
     from qkt.errors import ConfigError
     from qkt.validation import Validator, failed_config_report
 
-    if probe:
-        raise typer.BadParameter(
-            "probing gateways needs the MT5 adapter, which this version does not have yet",
-            param_hint="--probe",
-        )
     env = dict(os.environ)
     try:
         from qkt.config import load_config
@@ -74,10 +71,23 @@ def validate(
     except ConfigError as exc:
         report = failed_config_report(exc.diagnostics, strict_brokers)
     else:
-        report = Validator(config, strict_flag=strict_brokers, env=env).validate(paths)
+        validator = Validator(config, strict_flag=strict_brokers, env=env)
+        report = validator.validate(paths)
+        if probe:
+            _probe(report, validator)
     _render(report, fmt)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _probe(report: ValidationReport, validator: Validator) -> None:
+    from qkt.diagnostics import apply_strict
+    from qkt.probe import probe_routes
+
+    routes = [r for f in report.files for c in [f, *f.children] for r in c.routes]
+    probes, diags = probe_routes(routes, validator.registry)
+    report.probes = probes
+    report.diagnostics.extend(apply_strict(diags, report.strict.on))
 
 
 def _render(report: ValidationReport, fmt: Format) -> None:
@@ -92,6 +102,21 @@ def _render(report: ValidationReport, fmt: Format) -> None:
     output.print_diagnostics(report.diagnostics)
     for f in report.files:
         _render_file(f)
+    if report.probes:
+        rows = [
+            [
+                p.profile,
+                p.target,
+                "ready" if p.ready else "UNREACHABLE",
+                "-" if p.login is None else str(p.login),
+                p.server or "-",
+                p.trade_mode or "-",
+            ]
+            for p in report.probes
+        ]
+        output.table(
+            ["PROFILE", "GATEWAY", "STATUS", "LOGIN", "SERVER", "MODE"], rows, title="probe:"
+        )
     output.echo(_summary(report))
 
 

@@ -74,6 +74,7 @@ class ValidationReport:
     config_path: str | None
     files: list[FileReport] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    probes: list[Any] = field(default_factory=list)  # qkt.probe.Probe, with --probe
 
     @property
     def ok(self) -> bool:
@@ -102,6 +103,7 @@ class ValidationReport:
             "summary": {"files": len(self.files), "errors": errors, "warnings": warnings},
             "files": [f.to_json() for f in self.files],
             "diagnostics": [d.to_json() for d in self.diagnostics],
+            **({"probes": [p.to_json() for p in self.probes]} if self.probes else {}),
         }
 
 
