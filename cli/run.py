@@ -57,7 +57,8 @@ def run(
         Path | None,
         typer.Option(
             "--replay",
-            help="CSV of bars or ticks to replay (default: market_data.replay of the config).",
+            help="CSV of bars or ticks to replay (default: market_data.replay of the config; "
+            "without either, live quotes from the venues the streams route to).",
             exists=True,
             dir_okay=False,
         ),
@@ -111,10 +112,11 @@ def run(
         market = config.market_data
         if market.source == "replay" and market.replay is not None:
             source_path = Path(market.replay.path)
-    if source_path is None:
+    live = source_path is None
+    if live and config.market_data.source != "venue":
         raise typer.BadParameter(
-            "live venue quotes need the MT5 adapter, which this version does not have: "
-            "pass --replay CSV (sample data is in examples/data/)",
+            f"market_data.source is {config.market_data.source}: pass --replay CSV "
+            "(sample data is in examples/data/)",
             param_hint="--replay",
         )
     strict = resolve_strict(
@@ -122,6 +124,8 @@ def run(
     )
     printer = _Printer(as_json, parsed.strategy.name)
     balance = Decimal(config.paper.starting_balance)
+    from qkt.engine.clock import WallClock
+
     session = LiveSession(
         parsed.strategy,
         BrokerRegistry.from_config(config),
@@ -131,19 +135,47 @@ def run(
         starting_balance=balance,
         paper_only=paper,
         on_event=printer.event,
+        clock=WallClock() if live else None,
     )
     output.print_diagnostics(session.warnings, err=True)
     printer.routes(session, paper)
-    source = ReplaySource(source_path, _speed(speed))
     interrupted = False
     try:
-        for row in source:
-            session.on_row(row)
+        if source_path is not None:
+            for row in ReplaySource(source_path, _speed(speed)):
+                session.on_row(row)
+        else:
+            _run_live(session)
     except KeyboardInterrupt:
         interrupted = True
     printer.summary(session.finish(), interrupted)
     if interrupted:
         raise typer.Exit(130)
+
+
+def _run_live(session: Any) -> None:
+    """Venue quotes in, orders out, until Ctrl-C; MT5 positions are polled for venue-side exits."""
+    import time
+
+    from qkt.feeds.venue import VenueQuotes
+
+    quotes = VenueQuotes(
+        session, on_error=lambda message: output.echo(f"warning: {message}", err=True)
+    )
+    if quotes.empty:
+        raise typer.BadParameter(
+            "no stream routes to a venue with quotes (MT5): pass --replay CSV",
+            param_hint="--replay",
+        )
+    pollers = [b for b in session.brokers.values() if hasattr(b, "poll")]
+    every = min(int(b.profile.values.get("poll_interval_ms") or 1000) for b in pollers) / 1000
+    next_poll = time.monotonic() + every
+    for row in quotes:
+        session.on_row(row)
+        if time.monotonic() >= next_poll:
+            for broker in pollers:
+                broker.poll()
+            next_poll = time.monotonic() + every
 
 
 def _money(value: Decimal) -> str:

@@ -122,7 +122,9 @@ class LiveSession:
             alias: CandleBuilder(state.symbol, state.seconds)
             for alias, state in self.runtime.streams.items()
         }
-        self._feed_cache: dict[str | None, tuple[list[tuple[str, str, Any]], list[str]]] = {}
+        self._feed_cache: dict[
+            tuple[str | None, str | None], tuple[list[tuple[str, str, Any]], list[str]]
+        ] = {}
         self.bus.subscribe(OrderFilled, self._on_fill)
         self.bus.subscribe(OrderRejected, self._on_rejected)
         self.bus.subscribe(OrderAccepted, self.on_event)
@@ -229,12 +231,20 @@ class LiveSession:
         self.on_event(rejected)
 
     # ------------------------------------------------------------ market data
-    def _feeds(self, symbol: str | None) -> tuple[list[tuple[str, str, Any]], list[str]]:
-        """For rows of ``symbol``: the (label, symbol, paper broker) to price, and the streams."""
-        cached = self._feed_cache.get(symbol)
+    def _feeds(
+        self, symbol: str | None, label: str | None = None
+    ) -> tuple[list[tuple[str, str, Any]], list[str]]:
+        """For rows of ``symbol`` (of one ``label``, for venue quotes): the (label, symbol, paper
+        broker) to price, and the streams to feed."""
+        cached = self._feed_cache.get((symbol, label))
         if cached is None:
             streams = self.runtime.streams
-            aliases = [a for a, st in streams.items() if symbol is None or st.symbol == symbol]
+            aliases = [
+                a
+                for a, st in streams.items()
+                if (symbol is None or st.symbol == symbol)
+                and (label is None or st.label.lower() == label.lower())
+            ]
             venues: dict[tuple[str, str], tuple[str, str, Any]] = {}
             for alias in aliases:
                 st = streams[alias]
@@ -242,14 +252,14 @@ class LiveSession:
                 paper = broker if isinstance(broker, PaperBroker) else None
                 venues.setdefault((st.label.lower(), st.symbol), (st.label, st.symbol, paper))
             cached = (list(venues.values()), aliases)
-            self._feed_cache[symbol] = cached
+            self._feed_cache[(symbol, label)] = cached
         return cached
 
     def on_row(self, row: Row) -> None:
         clock = self.clock
         if isinstance(clock, SimulatedClock):
             clock.advance_to(row.time)
-        venues, aliases = self._feeds(row.symbol)
+        venues, aliases = self._feeds(row.symbol, row.label)
         if not aliases:
             return
         bar, tick = row.bar, row.tick

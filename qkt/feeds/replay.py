@@ -31,12 +31,14 @@ class ReplayError(QktError):
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One replayed row; ``symbol`` is None when the file has no symbol column."""
+    """One row of market data; ``symbol`` is None when it feeds every stream, ``label`` is set
+    when it is one venue's quote (then it feeds only that label's streams)."""
 
     symbol: str | None
     bar: Bar | None
     tick: Tick | None
     time: datetime  # when the row is known: a bar's close, a tick's time
+    label: str | None = None
 
 
 def parse_time(text: str) -> datetime:

@@ -1,0 +1,65 @@
+"""Venue quotes: each MT5 route's stream is priced by its own gateway's /symbol_info_tick."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from pytest_httpserver import HTTPServer
+
+from qkt.brokers.registry import BrokerRegistry
+from qkt.config import load_config
+from qkt.dsl import parse_strategy
+from qkt.engine.clock import WallClock
+from qkt.feeds.venue import VenueQuotes
+from qkt.session import LiveSession
+
+STRATEGY = """STRATEGY venue VERSION 1
+SYMBOLS
+eur = EXNESS:EURUSD EVERY 1m
+RULES
+WHEN eur.close > 2 THEN CLOSE eur
+"""
+
+
+def test_quotes_are_polled_per_route_and_failures_reported_once(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    url = httpserver.url_for("").rstrip("/")
+    cfg = tmp_path / "qkt.config.yaml"
+    cfg.write_text(f"brokers:\n  exness:\n    gateway_url: {url}\n    retry_attempts: 1\n")
+    httpserver.expect_request("/health/ready").respond_with_json({"status": "ready"})
+    httpserver.expect_request("/account").respond_with_json({"login": 1})
+    httpserver.expect_request("/get_positions").respond_with_json([])
+    for msc, bid in ((1000, "1.1000"), (1000, "1.1000"), (2000, "1.1010")):
+        httpserver.expect_oneshot_request("/symbol_info_tick/EURUSDm").respond_with_json(
+            {"symbol": "EURUSDm", "bid": bid, "ask": "1.1002", "time_msc": msc}
+        )
+    httpserver.expect_oneshot_request("/symbol_info_tick/EURUSDm").respond_with_data(
+        "x", status=500
+    )
+    httpserver.expect_oneshot_request("/symbol_info_tick/EURUSDm").respond_with_data(
+        "x", status=500
+    )
+    config = load_config(cfg, env={"QKT_NO_CACHE": "1"}, cwd=tmp_path)
+    parsed = parse_strategy(STRATEGY, "v.qkt")
+    assert parsed.strategy is not None
+    session = LiveSession(parsed.strategy, BrokerRegistry.from_config(config), clock=WallClock())
+    errors: list[str] = []
+    clock = itertools.count()
+    quotes = VenueQuotes(
+        session, on_error=errors.append, sleep=lambda s: None, monotonic=lambda: float(next(clock))
+    )
+    rows = list(itertools.islice(iter(quotes), 2))
+    assert [(r.label, r.symbol, r.tick.bid if r.tick else None) for r in rows] == [
+        ("EXNESS", "EURUSD", 1.1),
+        ("EXNESS", "EURUSD", 1.101),
+    ]
+    session.on_row(rows[1])
+    assert session.prices.quote("EXNESS", "EURUSD", "buy") is not None
+    gen = iter(quotes)
+    poll = quotes._polls[0]
+    poll.due = 0
+    assert quotes._read(poll) is None and quotes._read(poll) is None
+    assert len(errors) == 1 and "symbol_info_tick" in errors[0]
+    del gen
