@@ -69,12 +69,13 @@ def root(
 
 
 def _register() -> None:
-    from cli import brokers, config_cmd, run, validate
+    from cli import brokers, config_cmd, run, sim, validate
 
     validate.register(app)
     run.register(app)
     app.add_typer(brokers.app, name="brokers")
     app.add_typer(config_cmd.app, name="config")
+    app.add_typer(sim.app, name="sim")
 
 
 _register()

@@ -186,8 +186,26 @@ class MT5Broker:
         accepted = OrderAccepted(request.client_id, self.name, self.clock.now())
         self.bus.publish(accepted)
         result = outcome.result
+        self._remember(symbol, request, result.order, result.price)
         self._fill(request, result.price, result.volume or request.qty)
         return accepted
+
+    def _remember(
+        self, symbol: str, request: OrderRequest, ticket: int, price: Decimal | None
+    ) -> None:
+        """A new position's ticket (the order's), so the poller notices when the venue closes it.
+        On a netting account an order into an existing position keeps that position's ticket."""
+        if not ticket or any(p.symbol == symbol for p in self._book.tickets.values()):
+            return
+        self._book.tickets[ticket] = Position(
+            ticket=ticket,
+            symbol=symbol,
+            type=0 if request.side == "buy" else 1,
+            volume=request.qty,
+            price_open=price or Decimal(0),
+            magic=self.magic,
+            comment=request.client_id[:25],
+        )
 
     def _fill(self, request: OrderRequest, price: Decimal | None, qty: Decimal) -> None:
         if price is None:

@@ -1,0 +1,60 @@
+"""``qkt sim gateway``: run the bundled mt5-gateway simulator in the foreground."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Annotated
+
+import typer
+
+from cli import output
+
+app = typer.Typer(help="Simulators for trying qkt without a broker.", no_args_is_help=True)
+
+
+@app.command("gateway")
+def gateway(
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 5001,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    symbols: Annotated[
+        str, typer.Option("--symbols", help="Comma-separated broker symbols, e.g. EURUSDm,XAUUSDm.")
+    ] = "EURUSDm,GBPUSDm,XAUUSDm,USTECm,BTCUSDm",
+    tick_ms: Annotated[
+        int, typer.Option("--tick-ms", help="Move quotes every N ms (0: never).")
+    ] = 1000,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", help="Require this bearer token.", envvar="QKT_SIM_API_KEY"),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random-walk quotes.")] = 1,
+) -> None:
+    """Serve an mt5-gateway-compatible simulated account until Ctrl-C."""
+    from qkt.sim.server import serve_forever
+    from qkt.sim.state import SimState
+
+    names = [s.strip() for s in symbols.split(",") if s.strip()]
+    if not names:
+        raise typer.BadParameter("give at least one symbol", param_hint="--symbols")
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            reason = (
+                "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+            )
+            raise typer.BadParameter(f"{host}:{port} {reason}", param_hint="--port") from None
+    state = SimState(seed=seed, symbols=tuple(names))
+    try:
+        serve_forever(
+            state,
+            host,
+            port,
+            api_key,
+            tick_ms,
+            on_ready=lambda url: output.echo(
+                f"mt5-gateway simulator on {url} ({', '.join(names)})", err=True
+            ),
+        )
+    except KeyboardInterrupt:
+        output.echo("stopped", err=True)

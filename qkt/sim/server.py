@@ -1,0 +1,96 @@
+"""Run the simulator with uvicorn: in a background thread (tests, demo) or in the foreground (CLI)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from qkt.sim.app import create_app
+from qkt.sim.state import SimState
+
+
+class SimServer:
+    """``with SimServer(state) as sim: sim.url`` — a real HTTP gateway on a free local port."""
+
+    def __init__(
+        self,
+        state: SimState | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        tick_ms: int = 0,
+    ) -> None:
+        self.state = state or SimState()
+        self.host = host
+        self.port = port or _free_port(host)
+        self.url = f"http://{host}:{self.port}"
+        self.tick_ms = tick_ms
+        config = uvicorn.Config(
+            create_app(self.state, api_key=api_key),
+            host=host,
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> SimServer:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if self.tick_ms:
+            threading.Thread(target=self._ticker, daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        asyncio.run(self._server.serve())
+
+    def _ticker(self) -> None:
+        while not self._stop.wait(self.tick_ms / 1000):
+            self.state.step()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> SimServer:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def serve_forever(
+    state: SimState, host: str, port: int, api_key: str | None, tick_ms: int, on_ready: Any = None
+) -> None:
+    """Foreground server for ``qkt sim gateway``; Ctrl-C stops it."""
+    server = SimServer(state, host=host, port=port, api_key=api_key, tick_ms=tick_ms)
+    server.start()
+    if on_ready is not None:
+        on_ready(server.url)
+    try:
+        while server._thread is not None and server._thread.is_alive():
+            server._thread.join(0.5)
+    finally:
+        server.stop()
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])

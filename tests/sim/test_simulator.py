@@ -1,0 +1,184 @@
+"""The gateway simulator over real HTTP, driven by qkt's own client and MT5Broker: fills, netting,
+SL/TP exits found by the poller, rejections, and every fault switch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from qkt.brokers.mt5.broker import MT5Broker
+from qkt.brokers.mt5.client import GatewayClient, GatewayError
+from qkt.config import load_config
+from qkt.engine.bus import EventBus
+from qkt.engine.clock import SimulatedClock
+from qkt.engine.events import OrderAccepted, OrderFilled, OrderRejected, OrderRequest
+from qkt.engine.prices import PriceTracker
+from qkt.sim import SimServer, SimState
+
+T0 = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+@pytest.fixture
+def sim() -> Iterator[SimServer]:
+    with SimServer(SimState(seed=5, symbols=("EURUSDm", "XAUUSDm"))) as server:
+        yield server
+
+
+def broker(sim: SimServer, tmp_path: Path, timeout_ms: int = 2000) -> tuple[MT5Broker, list[Any]]:
+    cfg = tmp_path / "qkt.config.yaml"
+    cfg.write_text(
+        f"brokers:\n  exness:\n    gateway_url: {sim.url}\n    http_timeout_ms: {timeout_ms}\n"
+    )
+    profile = load_config(cfg, env={"QKT_NO_CACHE": "1"}, cwd=tmp_path).profiles["exness"]
+    bus, events = EventBus(), []
+    for kind in (OrderAccepted, OrderFilled, OrderRejected):
+        bus.subscribe(kind, events.append)
+    client = GatewayClient(sim.url, timeout_ms=timeout_ms, backoff_s=0.001)
+    b = MT5Broker(profile, bus, SimulatedClock(T0), PriceTracker(), client, label="EXNESS")
+    b.start()
+    return b, events
+
+
+def buy(
+    qty: str = "0.1",
+    cid: str = "s-000001",
+    sl: str | None = None,
+    tp: str | None = None,
+    side: str = "buy",
+) -> OrderRequest:
+    return OrderRequest(
+        cid,
+        "s",
+        "e",
+        "EXNESS",
+        "EURUSD",
+        side,
+        Decimal(qty),
+        T0,  # type: ignore[arg-type]
+        None if sl is None else Decimal(sl),
+        None if tp is None else Decimal(tp),
+    )
+
+
+def faults(sim: SimServer, **kw: object) -> None:
+    httpx.post(f"{sim.url}/_sim/faults", json=kw).raise_for_status()
+
+
+def test_fill_at_ask_netting_and_positions(sim: SimServer, tmp_path: Path) -> None:
+    b, events = broker(sim, tmp_path)
+    _, ask, _ = sim.state.quotes["EURUSDm"]
+    b.submit(buy())
+    fill = events[-1]
+    assert isinstance(fill, OrderFilled) and fill.price == ask and fill.symbol == "EURUSD"
+    b.submit(buy("0.3", "s-000002"))
+    b.submit(buy("0.1", "s-000003", side="sell"))
+    (position,) = b.client.positions(10001)
+    assert (position.volume, position.type, position.comment) == (Decimal("0.3"), 0, "s-000001")
+    received = httpx.get(f"{sim.url}/_sim/orders").json()["data"]
+    assert [r["idempotency_key"] for r in received] == ["s-000001", "s-000002", "s-000003"]
+
+
+def test_stop_loss_hit_at_the_venue_reaches_the_session_through_the_poller(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    b, events = broker(sim, tmp_path)
+    b.submit(buy(sl="1.08000", tp="1.10000"))
+    httpx.post(
+        f"{sim.url}/_sim/quote", json={"symbol": "EURUSDm", "bid": "1.07990", "ask": "1.08000"}
+    )
+    assert b.client.positions(10001) == []
+    assert b.poll() == 1
+    exit_fill = events[-1]
+    assert (exit_fill.side, exit_fill.price, exit_fill.reason) == (
+        "sell",
+        Decimal("1.08000"),
+        "stop_loss",
+    )
+    assert sim.state.balance < Decimal(10000)
+
+
+def test_venue_rejections(sim: SimServer, tmp_path: Path) -> None:
+    b, events = broker(sim, tmp_path)
+    b.submit(buy(sl="1.20000"))  # a buy's stop above the price
+    assert isinstance(events[-1], OrderRejected) and "Invalid stops" in events[-1].reason
+    faults(sim, requote_next=True)
+    b.submit(buy(cid="s-000002"))
+    assert isinstance(events[-1], OrderRejected) and "409" in events[-1].reason
+    assert b.client.positions(10001) == []
+
+
+def test_a_dropped_answer_is_resolved_from_the_venue_not_resent(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    b, events = broker(sim, tmp_path)
+    faults(sim, drop_after_order=True)
+    b.submit(buy())
+    assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled"]
+    assert len(sim.state.received) == 1  # sent once
+    (position,) = b.client.positions(10001)
+    assert position.volume == Decimal("0.1")
+
+
+def test_a_timeout_after_sending_is_unknown_and_resolved(sim: SimServer, tmp_path: Path) -> None:
+    sim.state.timeout_s = 2.0
+    b, events = broker(sim, tmp_path, timeout_ms=300)
+    b.submit(buy())
+    faults(sim, timeout_next=True)
+    b.submit(buy(cid="s-000002"))  # the request hangs and is dropped: nothing was placed
+    assert isinstance(events[-1], OrderRejected)
+    assert events[-1].client_id == "s-000002" and "not placed" in events[-1].reason
+    (position,) = b.client.positions(10001)
+    assert position.volume == Decimal("0.1")
+
+
+def test_reads_survive_5xx_and_malformed_json_but_not_forever(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    client = GatewayClient(sim.url, retry_attempts=3, backoff_s=0.001)
+    faults(sim, status_5xx=2)
+    assert client.account().login == 12345678
+    faults(sim, malformed_next=True)
+    assert client.positions() == []
+    faults(sim, status_5xx=5)
+    with pytest.raises(GatewayError):
+        client.positions()
+
+
+def test_latency_and_auth(tmp_path: Path) -> None:
+    with SimServer(SimState(symbols=("EURUSDm",)), api_key="sekret") as server:
+        assert httpx.get(f"{server.url}/account").status_code == 401
+        assert httpx.get(f"{server.url}/health/live").status_code == 200
+        good = GatewayClient(server.url, api_key="sekret")
+        assert good.account().login == 12345678
+        faults(server, latency_ms=50)
+        assert good.quote("EURUSDm").bid > 0
+
+
+def test_cli_refuses_a_port_in_use(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    from tests.conftest import ROOT, clean_env
+    from tests.e2e.test_cli_subprocess import qkt_command
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [*qkt_command(), "sim", "gateway", "--port", str(port)],
+            cwd=ROOT,
+            env=clean_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert f"127.0.0.1:{port} is in use" in result.stderr
+    assert "Traceback" not in result.stderr
