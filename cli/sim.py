@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import socket
+from decimal import Decimal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -28,6 +30,16 @@ def gateway(
         typer.Option("--api-key", help="Require this bearer token.", envvar="QKT_SIM_API_KEY"),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random-walk quotes.")] = 1,
+    prices: Annotated[
+        Path | None,
+        typer.Option(
+            "--prices",
+            help="Follow this CSV of bars or ticks (one row per tick; qkt symbols get the `m` "
+            "suffix; rows without a symbol move every symbol) instead of a random walk.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve an mt5-gateway-compatible simulated account until Ctrl-C."""
     from qkt.sim.server import serve_forever
@@ -45,6 +57,8 @@ def gateway(
             )
             raise typer.BadParameter(f"{host}:{port} {reason}", param_hint="--port") from None
     state = SimState(seed=seed, symbols=tuple(names))
+    if prices is not None:
+        state.follow(_script(prices))
     try:
         serve_forever(
             state,
@@ -58,3 +72,19 @@ def gateway(
         )
     except KeyboardInterrupt:
         output.echo("stopped", err=True)
+
+
+def _script(path: Path) -> list[tuple[str | None, Decimal, Decimal]]:
+    """Quotes to follow from a replay CSV: bars give close -/+ one point, ticks their bid/ask."""
+    from qkt.feeds.replay import ReplaySource
+
+    rows: list[tuple[str | None, Decimal, Decimal]] = []
+    for row in ReplaySource(path):
+        symbol = f"{row.symbol}m" if row.symbol else None
+        if row.bar is not None:
+            mid = Decimal(repr(row.bar.close))
+            half = Decimal(1).scaleb(mid.as_tuple().exponent)  # type: ignore[arg-type]
+            rows.append((symbol, mid - half, mid + half))
+        elif row.tick is not None:
+            rows.append((symbol, Decimal(repr(row.tick.bid)), Decimal(repr(row.tick.ask))))
+    return rows

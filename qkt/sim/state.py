@@ -105,9 +105,25 @@ class SimState:
             self.quotes[symbol] = (bid, ask, int(time.time() * 1000))
             self.check_stops()
 
-    def step(self) -> None:
-        """Advance every quote one random-walk step (seeded), then check SL/TP."""
+    def follow(self, rows: list[tuple[str | None, Decimal, Decimal]]) -> None:
+        """Replace the random walk with scripted quotes: (broker symbol or None for all, bid, ask)."""
         with self.lock:
+            self._script = list(reversed(rows))
+
+    def step(self) -> None:
+        """Advance quotes one step — the next scripted row, else a seeded random walk — then
+        check SL/TP."""
+        with self.lock:
+            script = getattr(self, "_script", None)
+            if script is not None:
+                if script:
+                    symbol, bid, ask = script.pop()
+                    now = int(time.time() * 1000)
+                    for name in [symbol] if symbol else list(self.instruments):
+                        if name in self.instruments:
+                            self.quotes[name] = (bid, ask, now)
+                self.check_stops()
+                return
             for inst in self.instruments.values():
                 bid, ask, _ = self.quotes[inst.name]
                 mid = (bid + ask) / 2

@@ -182,3 +182,59 @@ def test_cli_refuses_a_port_in_use(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"127.0.0.1:{port} is in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_close_partial_modify_and_pending_orders_through_the_client(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    b, _ = broker(sim, tmp_path)
+    b.submit(buy("0.5"))
+    (position,) = b.client.positions(10001)
+    assert b.client.close_partial(position.ticket, Decimal("0.2"), "k1").status == "done"
+    assert b.client.modify_sl_tp(position.ticket, Decimal("1.05"), None, "k2").status == "done"
+    (after,) = b.client.positions(10001)
+    assert after.volume == Decimal("0.3") and after.sl == Decimal("1.05") and after.tp == Decimal(0)
+    assert b.client.close_position(position.ticket, "k3").status == "done"
+    assert b.client.positions(10001) == [] and b.client.pending_orders(10001) == []
+
+
+def test_mixed_strategy_sends_exness_to_the_gateway_and_the_rest_to_paper(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    from qkt.brokers.registry import BrokerRegistry
+    from qkt.dsl import parse_strategy
+    from qkt.feeds.replay import ReplaySource
+    from qkt.session import LiveSession
+    from tests.conftest import ROOT
+    from tests.test_session import MIXED
+
+    cfg = tmp_path / "qkt.config.yaml"
+    cfg.write_text(f"brokers:\n  exness:\n    gateway_url: {sim.url}\n")
+    config = load_config(cfg, env={"QKT_NO_CACHE": "1"}, cwd=tmp_path)
+    parsed = parse_strategy(MIXED, "mixed.qkt")
+    assert parsed.strategy is not None
+    fills: list[Any] = []
+    session = LiveSession(
+        parsed.strategy, BrokerRegistry.from_config(config), on_event=fills.append
+    )
+    session.run(ReplaySource(ROOT / "examples" / "data" / "markets-1m.csv"))
+    brokers = {(f.label, f.broker) for f in fills if isinstance(f, OrderFilled)}
+    assert brokers == {("EXNESS", "exness"), ("BACKTEST", "backtest"), ("OANDA", "paper")}
+    sent = {r["body"]["symbol"] for r in sim.state.received}
+    assert sent == {"EURUSDm"}
+
+
+def test_quotes_can_follow_a_replay_file() -> None:
+    from cli.sim import _script
+    from tests.conftest import ROOT
+
+    state = SimState(symbols=("EURUSDm", "XAUUSDm"))
+    state.follow(_script(ROOT / "examples" / "data" / "markets-1m.csv"))
+    for _ in range(4):  # the first minute: BTCUSDT, ETHUSDT, EURUSD, XAUUSD
+        state.step()
+    eur_bid, eur_ask, _ = state.quotes["EURUSDm"]
+    gold_bid, gold_ask, _ = state.quotes["XAUUSDm"]
+    first = (ROOT / "examples" / "data" / "markets-1m.csv").read_text().splitlines()
+    eur_close = next(line for line in first if line.endswith(",EURUSD")).split(",")[4]
+    assert (eur_bid + eur_ask) / 2 == Decimal(eur_close)
+    assert gold_bid < gold_ask

@@ -228,6 +228,16 @@ class GatewayClient:
         # Some gateways return other positions' deals too: filter here.
         return [d for d in deals if position is None or d.position_id == position]
 
+    def pending_orders(self, magic: int | None = None) -> list[dict[str, Any]]:
+        """Working orders; gateways ignore ``?magic=``, so they are filtered here."""
+        payload = self._get("/orders", {"magic": magic} if magic is not None else None)
+        rows = payload.get("orders", []) if isinstance(payload, dict) else payload
+        if not isinstance(rows, list):
+            raise GatewayError(self._diag("/orders", "expected a list of orders"))
+        return [
+            r for r in rows if isinstance(r, dict) and (magic is None or r.get("magic") == magic)
+        ]
+
     # ------------------------------------------------------------ writes (sent once)
     def _post(self, path: str, body: dict[str, Any], key: str | None) -> Outcome:
         headers = {"Idempotency-Key": key} if key else {}
@@ -291,6 +301,11 @@ class GatewayClient:
 
     def close_position(self, ticket: int, key: str) -> Outcome:
         return self._post("/close_position", {"position": {"ticket": ticket}}, key)
+
+    def close_partial(self, ticket: int, volume: Decimal, key: str) -> Outcome:
+        return self._post(
+            "/position_close_partial", {"ticket": ticket, "volume": _plain(volume)}, key
+        )
 
     def modify_sl_tp(
         self, ticket: int, sl: Decimal | None, tp: Decimal | None, key: str
