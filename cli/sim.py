@@ -59,19 +59,17 @@ def gateway(
     state = SimState(seed=seed, symbols=tuple(names))
     if prices is not None:
         state.follow(_script(prices))
-    try:
-        serve_forever(
-            state,
-            host,
-            port,
-            api_key,
-            tick_ms,
-            on_ready=lambda url: output.echo(
-                f"mt5-gateway simulator on {url} ({', '.join(names)})", err=True
-            ),
-        )
-    except KeyboardInterrupt:
-        output.echo("stopped", err=True)
+    serve_forever(
+        state,
+        host,
+        port,
+        api_key,
+        tick_ms,
+        on_ready=lambda url: output.echo(
+            f"mt5-gateway simulator on {url} ({', '.join(names)})", err=True
+        ),
+    )
+    output.echo("stopped", err=True)
 
 
 def _script(path: Path) -> list[tuple[str | None, Decimal, Decimal]]:

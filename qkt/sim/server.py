@@ -78,16 +78,26 @@ class SimServer:
 def serve_forever(
     state: SimState, host: str, port: int, api_key: str | None, tick_ms: int, on_ready: Any = None
 ) -> None:
-    """Foreground server for ``qkt sim gateway``; Ctrl-C stops it."""
+    """Foreground server for ``qkt sim gateway``; Ctrl-C (SIGINT) or SIGTERM stops it cleanly."""
+    import signal
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     server = SimServer(state, host=host, port=port, api_key=api_key, tick_ms=tick_ms)
     server.start()
     if on_ready is not None:
         on_ready(server.url)
     try:
-        while server._thread is not None and server._thread.is_alive():
-            server._thread.join(0.5)
+        while not stop.is_set() and server._thread is not None and server._thread.is_alive():
+            stop.wait(0.5)
     finally:
         server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _free_port(host: str) -> int:

@@ -59,8 +59,9 @@ def simulator(tmp_path: Path) -> Iterator[str]:
         proc.kill()
         pytest.fail(f"simulator did not start: {proc.communicate()[1]}")
     yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    proc.terminate()  # SIGTERM: a clean stop
+    assert proc.wait(timeout=10) == 0
+    assert "stopped" in proc.communicate()[1]
 
 
 def test_replayed_strategy_sends_its_orders_to_the_simulated_gateway(
