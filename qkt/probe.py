@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qkt.brokers.registry import BrokerRegistry
-from qkt.diagnostics import Diagnostic, error, warning
+from qkt.diagnostics import Diagnostic, warning
 from qkt.routing import Route
 
 
@@ -39,7 +39,7 @@ class Probe:
 def probe_routes(
     routes: Iterable[Route], registry: BrokerRegistry
 ) -> tuple[list[Probe], list[Diagnostic]]:
-    from qkt.brokers.mt5.broker import TRADE_MODES
+    from qkt.brokers.mt5.broker import account_mismatches, trade_mode
     from qkt.brokers.mt5.client import GatewayClient, GatewayError
 
     probes: list[Probe] = []
@@ -79,24 +79,11 @@ def probe_routes(
                     warning("gateway-unreachable", exc.diagnostics[0].message, strict=True)
                 )
                 continue
-            mode = TRADE_MODES.get(account.trade_mode, str(account.trade_mode))
+            mode = trade_mode(account)
             probes.append(
                 Probe(route.profile, route.target, True, account.login, account.server, mode)
             )
-            for key, actual in (
-                ("expected_account_login", account.login),
-                ("expected_account_server", account.server),
-                ("expected_trade_mode", mode),
-            ):
-                expected = values.get(key)
-                if expected is not None and str(expected) != str(actual):
-                    diags.append(
-                        error(
-                            "account-mismatch",
-                            f"profile `{route.profile}`: gateway {route.target} is logged in with "
-                            f"{key.removeprefix('expected_')} {actual!r}, expected {expected!r}",
-                        )
-                    )
+            diags.extend(account_mismatches(route.profile, route.target, values, account))
         finally:
             client.close()
     return probes, diags

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from qkt.brokers.mt5.client import GatewayClient, GatewayError, Position, SymbolInfo
+from qkt.brokers.mt5.client import Account, GatewayClient, GatewayError, Position, SymbolInfo
 from qkt.brokers.mt5.symbols import from_broker_symbol, to_broker_symbol
-from qkt.diagnostics import error
+from qkt.diagnostics import Diagnostic, error
 from qkt.engine.events import OrderAccepted, OrderFilled, OrderRejected, OrderRequest
 from qkt.errors import QktError
 
@@ -97,22 +97,9 @@ class MT5Broker:
             positions = self.client.positions(self.magic)
         except GatewayError as exc:
             raise BrokerRefused(exc.diagnostics) from None
-        values = self.profile.values
-        checks = (
-            ("expected_account_login", account.login),
-            ("expected_account_server", account.server),
-            ("expected_trade_mode", TRADE_MODES.get(account.trade_mode, str(account.trade_mode))),
-        )
-        for key, actual in checks:
-            expected = values.get(key)
-            if expected is not None and str(expected) != str(actual):
-                raise BrokerRefused(
-                    error(
-                        "account-mismatch",
-                        f"profile `{self.name}`: gateway {url} is logged in with "
-                        f"{key.removeprefix('expected_')} {actual!r}, expected {expected!r}",
-                    )
-                )
+        mismatches = account_mismatches(self.name, url, self.profile.values, account)
+        if mismatches:
+            raise BrokerRefused(mismatches)
         for position in positions:
             self._book.tickets[position.ticket] = position
             self.recovered.append(
@@ -292,6 +279,30 @@ class MT5Broker:
         for ticket, position in list(self._book.tickets.items()):
             if position.symbol == broker_symbol:
                 self.client.close_position(ticket, f"{self.name}-close-{ticket}")
+
+
+def trade_mode(account: Account) -> str:
+    return TRADE_MODES.get(account.trade_mode, str(account.trade_mode))
+
+
+def account_mismatches(profile: str, url: str, values: Any, account: Account) -> list[Diagnostic]:
+    """The profile's ``expected_*`` fields the gateway's account does not match."""
+    found = []
+    for key, actual in (
+        ("expected_account_login", account.login),
+        ("expected_account_server", account.server),
+        ("expected_trade_mode", trade_mode(account)),
+    ):
+        expected = values.get(key)
+        if expected is not None and str(expected) != str(actual):
+            found.append(
+                error(
+                    "account-mismatch",
+                    f"profile `{profile}`: gateway {url} is logged in with "
+                    f"{key.removeprefix('expected_')} {actual!r}, expected {expected!r}",
+                )
+            )
+    return found
 
 
 def _volume_problem(qty: Decimal, info: SymbolInfo) -> str | None:
