@@ -30,10 +30,11 @@ from qkt.engine.events import (
     OrderRequest,
     Tick,
 )
+from qkt.engine.intents import CloseIntent, Intent, LogIntent, OrderIntent
 from qkt.engine.orders import OrderManager
 from qkt.engine.positions import ZERO, PositionBook
 from qkt.engine.prices import PriceTracker
-from qkt.engine.runtime import CloseIntent, Intent, LogIntent, OrderIntent, Runtime
+from qkt.engine.runtime import Runtime
 from qkt.errors import QktError
 from qkt.feeds.replay import Row
 from qkt.routing import RoutePlan, plan_routes

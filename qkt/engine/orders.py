@@ -13,9 +13,9 @@ from decimal import ROUND_DOWN, Decimal
 
 from qkt.engine.clock import SimulatedClock, WallClock
 from qkt.engine.events import OrderRequest
+from qkt.engine.intents import CloseIntent, OrderIntent, StreamState
 from qkt.engine.positions import PositionBook
 from qkt.engine.prices import PriceTracker
-from qkt.engine.runtime import CloseIntent, OrderIntent, StreamState
 
 QTY_STEP = Decimal("0.00000001")
 HUNDRED = Decimal(100)

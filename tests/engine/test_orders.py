@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from qkt.engine.clock import SimulatedClock
+from qkt.engine.intents import CloseIntent, OrderIntent, StreamState
 from qkt.engine.orders import OrderManager
 from qkt.engine.positions import PositionBook
 from qkt.engine.prices import PriceTracker
-from qkt.engine.runtime import CloseIntent, OrderIntent, StreamState
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 STREAM = StreamState("gold", "EXNESS", "XAUUSD", 60)

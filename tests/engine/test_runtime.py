@@ -7,7 +7,8 @@ from decimal import Decimal
 
 from qkt.dsl import parse_strategy
 from qkt.engine.events import Bar
-from qkt.engine.runtime import CloseIntent, LogIntent, OrderIntent, Runtime
+from qkt.engine.intents import CloseIntent, LogIntent, OrderIntent
+from qkt.engine.runtime import Runtime
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
