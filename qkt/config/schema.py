@@ -97,8 +97,25 @@ def config_json_schema() -> dict[str, Any]:
         },
         "default": {},
     }
+    _drop_decimal_patterns(schema)
     return {
         "$schema": DIALECT,
         "title": "qkt.config.yaml",
         **{k: v for k, v in schema.items() if k not in ("title", "$schema")},
     }
+
+
+def _drop_decimal_patterns(node: Any) -> None:
+    """Remove the regex pydantic attaches to decimals-as-strings.
+
+    Its presence changes between pydantic releases (2.13 emits it, 2.14 does not), and the loader
+    validates decimals itself; without it the exported schema is the same on every install.
+    """
+    if isinstance(node, dict):
+        if node.get("type") == "string" and str(node.get("pattern", "")).startswith("^(?!^[-+.]*$)"):
+            del node["pattern"]
+        for value in node.values():
+            _drop_decimal_patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_decimal_patterns(value)
