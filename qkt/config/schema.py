@@ -112,7 +112,9 @@ def _drop_decimal_patterns(node: Any) -> None:
     validates decimals itself; without it the exported schema is the same on every install.
     """
     if isinstance(node, dict):
-        if node.get("type") == "string" and str(node.get("pattern", "")).startswith("^(?!^[-+.]*$)"):
+        if node.get("type") == "string" and str(node.get("pattern", "")).startswith(
+            "^(?!^[-+.]*$)"
+        ):
             del node["pattern"]
         for value in node.values():
             _drop_decimal_patterns(value)
