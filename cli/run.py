@@ -224,6 +224,7 @@ class _Printer:
             OrderFilled,
             OrderRejected,
             OrderRequest,
+            OrderUnknown,
         )
 
         if isinstance(event, OrderRequest):
@@ -283,6 +284,15 @@ class _Printer:
                 "reason": event.reason,
             }
             self._emit(data, f"{data['time']}  rejected  {event.reason}  [{event.client_id}]")
+        elif isinstance(event, OrderUnknown):
+            data = {
+                "event": "unknown",
+                "time": _iso(event.time),
+                "strategy": self.strategy,
+                "client_id": event.client_id,
+                "reason": event.reason,
+            }
+            self._emit(data, f"{data['time']}  UNKNOWN   {event.reason}  [{event.client_id}]")
         elif isinstance(event, LogEvent):
             data = {
                 "event": "log",

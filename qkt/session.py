@@ -28,6 +28,7 @@ from qkt.engine.events import (
     OrderFilled,
     OrderRejected,
     OrderRequest,
+    OrderUnknown,
     Tick,
 )
 from qkt.engine.intents import CloseIntent, Intent, LogIntent, OrderIntent
@@ -129,6 +130,7 @@ class LiveSession:
         self.bus.subscribe(OrderFilled, self._on_fill)
         self.bus.subscribe(OrderRejected, self._on_rejected)
         self.bus.subscribe(OrderAccepted, self.on_event)
+        self.bus.subscribe(OrderUnknown, self.on_event)
 
     # ------------------------------------------------------------ brokers
     def _build_brokers(self, registry: BrokerRegistry, paper_only: bool) -> dict[str, Any]:

@@ -76,6 +76,17 @@ class OrderRejected:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderUnknown:
+    """The order may or may not be at the venue (timeout after sending, 502). It is neither a fill
+    nor a rejection: the broker blocks its symbol and settles it from the venue's positions."""
+
+    client_id: str
+    broker: str
+    reason: str
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class OrderFilled:
     client_id: str
     broker: str

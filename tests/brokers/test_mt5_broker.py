@@ -16,7 +16,13 @@ from qkt.brokers.mt5.client import GatewayClient
 from qkt.config import load_config
 from qkt.engine.bus import EventBus
 from qkt.engine.clock import SimulatedClock
-from qkt.engine.events import OrderAccepted, OrderFilled, OrderRejected, OrderRequest
+from qkt.engine.events import (
+    OrderAccepted,
+    OrderFilled,
+    OrderRejected,
+    OrderRequest,
+    OrderUnknown,
+)
 from qkt.engine.prices import PriceTracker
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
@@ -50,7 +56,7 @@ def make(httpserver: HTTPServer, tmp_path: Path, extra: str = "") -> tuple[MT5Br
     )
     profile = load_config(cfg, env={"QKT_NO_CACHE": "1"}, cwd=tmp_path).profiles["exness-personal"]
     bus, events = EventBus(), []
-    for kind in (OrderAccepted, OrderFilled, OrderRejected):
+    for kind in (OrderAccepted, OrderFilled, OrderRejected, OrderUnknown):
         bus.subscribe(kind, events.append)
     prices = PriceTracker()
     client = GatewayClient(profile.values["gateway_url"], backoff_s=0.001)
@@ -147,7 +153,7 @@ def test_unknown_outcome_that_cannot_be_read_blocks_the_symbol(
     broker, events = make(httpserver, tmp_path)
     broker.submit(request())
     broker.submit(request(cid="nas-000002"))
-    assert [type(e).__name__ for e in events] == ["OrderRejected", "OrderRejected"]
+    assert [type(e).__name__ for e in events] == ["OrderUnknown", "OrderRejected"]
     assert "blocked" in events[0].reason and "unknown outcome" in events[1].reason
     assert sum(r.path == "/order" for r, _ in httpserver.log) == 1
 

@@ -16,7 +16,13 @@ from typing import Any
 from qkt.brokers.mt5.client import Account, GatewayClient, GatewayError, Position, SymbolInfo
 from qkt.brokers.mt5.symbols import from_broker_symbol, to_broker_symbol
 from qkt.diagnostics import Diagnostic, error
-from qkt.engine.events import OrderAccepted, OrderFilled, OrderRejected, OrderRequest
+from qkt.engine.events import (
+    OrderAccepted,
+    OrderFilled,
+    OrderRejected,
+    OrderRequest,
+    OrderUnknown,
+)
 from qkt.errors import QktError
 
 TRADE_MODES = {0: "demo", 1: "contest", 2: "real"}
@@ -133,7 +139,7 @@ class MT5Broker:
         self.bus.publish(rejected)
         return rejected
 
-    def submit(self, request: OrderRequest) -> OrderAccepted | OrderRejected:
+    def submit(self, request: OrderRequest) -> OrderAccepted | OrderRejected | OrderUnknown:
         symbol = self.broker_symbol(request.symbol)
         if symbol in self._unresolved and not self._resolve(symbol):
             return self._reject(
@@ -164,11 +170,15 @@ class MT5Broker:
         if outcome.status == "unknown":
             self._unresolved[symbol] = _Unresolved(request, symbol)
             if not self._resolve(symbol):
-                return self._reject(
-                    request,
+                unknown = OrderUnknown(
+                    request.client_id,
+                    self.name,
                     f"outcome unknown ({outcome.message}); {symbol} is blocked until the gateway "
                     "shows whether the order was placed",
+                    self.clock.now(),
                 )
+                self.bus.publish(unknown)
+                return unknown
             return OrderAccepted(request.client_id, self.name, self.clock.now())
         accepted = OrderAccepted(request.client_id, self.name, self.clock.now())
         self.bus.publish(accepted)
