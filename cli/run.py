@@ -275,24 +275,17 @@ class _Printer:
                 f"{data['time']}  fill      {event.side.upper():4} {data['qty']} "
                 f"{event.label}:{event.symbol} @ {data['price']} ({event.reason})  [{event.client_id}]",
             )
-        elif isinstance(event, OrderRejected):
+        elif isinstance(event, OrderRejected | OrderUnknown):
+            kind = "rejected" if isinstance(event, OrderRejected) else "unknown"
             data = {
-                "event": "rejected",
+                "event": kind,
                 "time": _iso(event.time),
                 "strategy": self.strategy,
                 "client_id": event.client_id,
                 "reason": event.reason,
             }
-            self._emit(data, f"{data['time']}  rejected  {event.reason}  [{event.client_id}]")
-        elif isinstance(event, OrderUnknown):
-            data = {
-                "event": "unknown",
-                "time": _iso(event.time),
-                "strategy": self.strategy,
-                "client_id": event.client_id,
-                "reason": event.reason,
-            }
-            self._emit(data, f"{data['time']}  UNKNOWN   {event.reason}  [{event.client_id}]")
+            shown = kind if kind == "rejected" else "UNKNOWN"
+            self._emit(data, f"{data['time']}  {shown:9} {event.reason}  [{event.client_id}]")
         elif isinstance(event, LogEvent):
             data = {
                 "event": "log",

@@ -219,20 +219,15 @@ class SimState:
                 (p for p in self.positions.values() if p.symbol == symbol and p.magic == magic),
                 None,
             )
-            if existing is None:
-                pos = SimPosition(
-                    order,
-                    symbol,
-                    type_,
-                    volume,
-                    price,
-                    magic,
-                    comment,
-                    int(time.time() * 1000),
-                    sl,
-                    tp,
-                )
+
+            def open_position(size: Decimal) -> SimPosition:
+                pos = SimPosition(order, symbol, type_, size, price, magic, comment,
+                                  int(time.time() * 1000), sl, tp)  # fmt: skip
                 self.positions[order] = pos
+                return pos
+
+            if existing is None:
+                pos = open_position(volume)
                 deal = self._deal(pos, type_, 0, volume, price, Decimal(0), REASON_CLIENT, order)
             elif existing.type == type_:
                 total = existing.volume + volume
@@ -254,19 +249,7 @@ class SimState:
                     del self.positions[existing.ticket]
                 rest = volume - closing
                 if rest > 0:
-                    pos = SimPosition(
-                        order,
-                        symbol,
-                        type_,
-                        rest,
-                        price,
-                        magic,
-                        comment,
-                        int(time.time() * 1000),
-                        sl,
-                        tp,
-                    )
-                    self.positions[order] = pos
+                    open_position(rest)  # reversed through flat
             return 200, {
                 "retcode": RETCODE_DONE,
                 "order": order,
