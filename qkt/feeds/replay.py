@@ -108,10 +108,33 @@ class ReplaySource:
             ) from None
 
     def __iter__(self) -> Iterator[Row]:
-        previous: datetime | None = None
-        step = timedelta(seconds=self.seconds)
+        if self.speed == "max":
+            return self._rows()
+        return self._sleeping()
+
+    def _sleeping(self) -> Iterator[Row]:
+        for wait, row in self.paced():
+            if wait > 0:
+                _time.sleep(wait)
+            yield row
+
+    def paced(self) -> Iterator[tuple[float, Row]]:
+        """Each row with the seconds to wait before it at the source's speed (0 at ``max``):
+        a caller with an event loop waits without blocking it."""
+        if self.speed == "max":
+            yield from ((0.0, row) for row in self._rows())
+            return
+        factor = 1.0 if self.speed == "realtime" else float(self.speed)
         started = _time.monotonic()
         first: datetime | None = None
+        for row in self._rows():
+            first = first or row.time
+            due = (row.time - first).total_seconds() / factor
+            yield due - (_time.monotonic() - started), row
+
+    def _rows(self) -> Iterator[Row]:
+        previous: datetime | None = None
+        step = timedelta(seconds=self.seconds)
         for line, record in self._records():
             moment = self._time(record, line)
             if previous is not None and moment < previous:
@@ -141,11 +164,4 @@ class ReplaySource:
                         line=line,
                     )
                 ) from None
-            if self.speed != "max":
-                first = first or moment
-                factor = 1.0 if self.speed == "realtime" else float(self.speed)
-                due = (moment - first).total_seconds() / factor
-                wait = due - (_time.monotonic() - started)
-                if wait > 0:
-                    _time.sleep(wait)
             yield row
