@@ -94,11 +94,14 @@ def run(
     stream on paper instead. The same input always prints the same output. Ctrl-C stops with the
     summary.
     """
+    import asyncio
+
     from qkt.brokers.registry import BrokerRegistry
     from qkt.config import load_config
     from qkt.dsl import parse_strategy_file
     from qkt.errors import StrategyError
     from qkt.feeds.replay import ReplaySource
+    from qkt.loop import drive
     from qkt.routing import resolve_strict
     from qkt.session import LiveSession
 
@@ -140,12 +143,18 @@ def run(
     output.print_diagnostics(session.warnings, err=True)
     printer.routes(session, paper)
     interrupted = False
+    source = ReplaySource(source_path, _speed(speed)) if source_path is not None else None
+    if source is None and not session.needs_loop:
+        raise typer.BadParameter(
+            "no stream routes to a venue with quotes (MT5): pass --replay CSV",
+            param_hint="--replay",
+        )
     try:
-        if source_path is not None:
-            for row in ReplaySource(source_path, _speed(speed)):
+        if source is not None and not session.needs_loop:
+            for row in source:
                 session.on_row(row)
-        else:
-            _run_live(session)
+        else:  # venue brokers are asyncio edges
+            asyncio.run(drive(session, source if source is not None else _venue_rows(session)))
     except KeyboardInterrupt:
         interrupted = True
     printer.summary(session.finish(), interrupted)
@@ -153,10 +162,8 @@ def run(
         raise typer.Exit(130)
 
 
-def _run_live(session: Any) -> None:
-    """Venue quotes in, orders out, until Ctrl-C; MT5 positions are polled for venue-side exits."""
-    import time
-
+def _venue_rows(session: Any) -> Any:
+    """Live quotes from the venues the streams route to (MT5 gateways), until Ctrl-C."""
     from qkt.feeds.venue import VenueQuotes
 
     quotes = VenueQuotes(
@@ -167,15 +174,7 @@ def _run_live(session: Any) -> None:
             "no stream routes to a venue with quotes (MT5): pass --replay CSV",
             param_hint="--replay",
         )
-    pollers = [b for b in session.brokers.values() if hasattr(b, "poll")]
-    every = min(int(b.profile.values.get("poll_interval_ms") or 1000) for b in pollers) / 1000
-    next_poll = time.monotonic() + every
-    for row in quotes:
-        session.on_row(row)
-        if time.monotonic() >= next_poll:
-            for broker in pollers:
-                broker.poll()
-            next_poll = time.monotonic() + every
+    return quotes.rows()
 
 
 def _money(value: Decimal) -> str:

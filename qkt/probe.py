@@ -7,6 +7,7 @@ strict-sensitive warning (an error in strict mode); an account that differs from
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -39,51 +40,54 @@ class Probe:
 def probe_routes(
     routes: Iterable[Route], registry: BrokerRegistry
 ) -> tuple[list[Probe], list[Diagnostic]]:
-    from qkt.brokers.mt5.broker import account_mismatches, trade_mode
-    from qkt.brokers.mt5.client import GatewayClient, GatewayError
+    """Probe every routed MT5 profile once; the gateways are asked side by side."""
+    targets: dict[str, tuple[Route, Any]] = {}
+    for route in routes:
+        entry = registry.resolve(route.profile)
+        if route.type == "mt5" and entry is not None:
+            targets.setdefault(route.profile, (route, entry.profile))
+    if not targets:
+        return [], []
+
+    async def probe_all() -> list[tuple[Probe, list[Diagnostic]]]:
+        return await asyncio.gather(*(_probe(r, p) for r, p in targets.values()))
 
     probes: list[Probe] = []
     diags: list[Diagnostic] = []
-    seen: set[str] = set()
-    for route in routes:
-        if route.type != "mt5" or route.profile in seen:
-            continue
-        seen.add(route.profile)
-        entry = registry.resolve(route.profile)
-        if entry is None:
-            continue
-        profile = entry.profile
-        values = profile.values
-        client = GatewayClient(
-            route.target,
-            api_key=profile.secret("api_key"),
-            timeout_ms=int(values.get("http_timeout_ms") or 5000),
-            retry_attempts=1,
-        )
-        try:
-            if not client.ready():
-                probes.append(Probe(route.profile, route.target, False))
-                diags.append(
-                    warning(
-                        "gateway-unreachable",
-                        f"profile `{route.profile}`: gateway {route.target} is not ready or not reachable",
-                        strict=True,
-                    )
-                )
-                continue
-            try:
-                account = client.account()
-            except GatewayError as exc:
-                probes.append(Probe(route.profile, route.target, True))
-                diags.append(
-                    warning("gateway-unreachable", exc.diagnostics[0].message, strict=True)
-                )
-                continue
-            mode = trade_mode(account)
-            probes.append(
-                Probe(route.profile, route.target, True, account.login, account.server, mode)
-            )
-            diags.extend(account_mismatches(route.profile, route.target, values, account))
-        finally:
-            client.close()
+    for probe, found in asyncio.run(probe_all()):
+        probes.append(probe)
+        diags.extend(found)
     return probes, diags
+
+
+async def _probe(route: Route, profile: Any) -> tuple[Probe, list[Diagnostic]]:
+    from qkt.brokers.mt5.broker import account_mismatches, trade_mode
+    from qkt.brokers.mt5.client import GatewayClient, GatewayError
+
+    values = profile.values
+    client = GatewayClient(
+        route.target,
+        api_key=profile.secret("api_key"),
+        timeout_ms=int(values.get("http_timeout_ms") or 5000),
+        retry_attempts=1,
+    )
+    try:
+        if not await client.ready():
+            return Probe(route.profile, route.target, False), [
+                warning(
+                    "gateway-unreachable",
+                    f"profile `{route.profile}`: gateway {route.target} is not ready or not reachable",
+                    strict=True,
+                )
+            ]
+        try:
+            account = await client.account()
+        except GatewayError as exc:
+            return Probe(route.profile, route.target, True), [
+                warning("gateway-unreachable", exc.diagnostics[0].message, strict=True)
+            ]
+        mode = trade_mode(account)
+        probe = Probe(route.profile, route.target, True, account.login, account.server, mode)
+        return probe, account_mismatches(route.profile, route.target, values, account)
+    finally:
+        await client.aclose()

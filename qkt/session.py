@@ -4,15 +4,21 @@ The session asks :func:`~qkt.routing.plan_routes` for its plan — the same call
 makes — and builds exactly the brokers the plan names: one per profile, paper for paper routes and
 fallbacks, the registry's factory for everything else. Strict mode refuses a plan with errors
 before anything starts.
+
+The session itself is synchronous (the deterministic core). Brokers that talk to a venue are edges
+(:class:`~qkt.brokers.base.VenueBroker`): :meth:`LiveSession.start`, :meth:`LiveSession.settle` and
+:meth:`LiveSession.aclose` run them on the caller's asyncio loop (see :mod:`qkt.loop`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from qkt.brokers.base import VenueBroker
 from qkt.brokers.composite import CompositeBroker
 from qkt.brokers.paper import PaperBroker
 from qkt.brokers.registry import BrokerRegistry
@@ -112,6 +118,12 @@ class LiveSession:
         self._open: set[tuple[str, str]] = set()  # positions that are not flat
         self._flat_equity: Decimal | None = None
         self.brokers = self._build_brokers(registry, paper_only)
+        self.venues: dict[str, VenueBroker] = {
+            profile: broker
+            for profile, broker in self.brokers.items()
+            if isinstance(broker, VenueBroker)
+        }
+        self._started = False
         self.composite = CompositeBroker(
             self.brokers, {r.label: r.profile for r in self.plan.routes}
         )
@@ -147,19 +159,61 @@ class LiveSession:
             try:
                 broker = entry.factory(self.bus, self.clock, self.prices)
             except QktError as exc:
-                raise SessionRefused(
-                    [
-                        error(
-                            d.code,
-                            f"stream `{route.alias}` routes to `{route.profile}`: {d.message}",
-                            hint="`qkt run --paper` fills every stream on paper instead",
-                        )
-                        for d in exc.diagnostics
-                    ]
-                ) from None
+                raise SessionRefused(self._refusal(route.profile, exc.diagnostics)) from None
             brokers[route.profile] = broker
-            self._adopt(getattr(broker, "recovered", ()))
         return brokers
+
+    def _refusal(self, profile: str, diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+        alias = next(r.alias for r in self.plan.routes if r.profile == profile)
+        return [
+            error(
+                d.code,
+                f"stream `{alias}` routes to `{profile}`: {d.message}",
+                hint="`qkt run --paper` fills every stream on paper instead",
+            )
+            for d in diagnostics
+        ]
+
+    # ------------------------------------------------------------ venue brokers (async edge)
+    @property
+    def needs_loop(self) -> bool:
+        """Whether some stream routes to a venue: the session must then run on an asyncio loop."""
+        return bool(self.venues)
+
+    async def start(self) -> None:
+        """Start the venue brokers side by side (readiness, expected account, recovery of their
+        open positions). One refusal refuses the session: the others are closed again."""
+        if self._started:
+            return
+        venues = list(self.venues.items())
+        results = await asyncio.gather(*(b.start() for _, b in venues), return_exceptions=True)
+        refusals: list[Diagnostic] = []
+        for (profile, _), result in zip(venues, results, strict=True):
+            if isinstance(result, QktError):
+                refusals.extend(self._refusal(profile, result.diagnostics))
+            elif isinstance(result, BaseException):
+                await self.aclose()
+                raise result
+        if refusals:
+            await self.aclose()
+            raise SessionRefused(refusals)
+        for _, broker in venues:
+            self._adopt(broker.recovered)
+        self._started = True
+
+    async def settle(self) -> None:
+        """Wait until every order handed to a venue has its answer (its events are published)."""
+        for broker in self.venues.values():
+            await broker.settle()
+
+    async def aclose(self) -> None:
+        """Wait for orders in flight, then close every venue connection."""
+        results = await asyncio.gather(
+            *(b.aclose() for b in self.venues.values()), return_exceptions=True
+        )
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            raise failure
 
     def _adopt(self, recovered: Iterable[Any]) -> None:
         """Positions a venue already holds for this session (its client ids prefix the comment)."""
@@ -304,6 +358,9 @@ class LiveSession:
         return self.summary
 
     def run(self, rows: Iterable[Row]) -> Summary:
+        """Replay ``rows`` synchronously: paper sessions only (venue sessions use qkt.loop)."""
+        if self.needs_loop:
+            raise RuntimeError("this session routes to a venue: run it with qkt.loop.drive")
         for row in rows:
             self.on_row(row)
         return self.finish()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,3 +52,16 @@ def write(tmp_path: Path) -> Writer:
         return path
 
     return _write
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio: qkt's edges are asyncio tasks, not any anyio backend."""
+    return "asyncio"
+
+
+async def send(broker: Any, *requests: Any) -> None:
+    """Hand orders to a venue broker as a session does, then wait for their answers."""
+    for request in requests:
+        broker.submit(request)
+    await broker.settle()

@@ -121,12 +121,15 @@ def test_empty_registry_is_all_paper_and_the_seed_trades() -> None:
     assert session.positions.get("EXNESS", "EURUSD").qty == Decimal("0.1") * summary.fills
 
 
-def test_unreachable_gateway_refuses_with_a_hint() -> None:
+@pytest.mark.anyio
+async def test_unreachable_gateway_refuses_with_a_hint() -> None:
     config = load_config(ROOT / "qkt.config.yaml", env={"QKT_NO_CACHE": "1"}, cwd=ROOT)
     parsed = parse_strategy_file(ROOT / "examples" / "momentum.qkt")
     assert parsed.strategy is not None
+    session = LiveSession(parsed.strategy, BrokerRegistry.from_config(config))
+    assert session.needs_loop  # EXNESS routes to an MT5 gateway: an asyncio edge
     with pytest.raises(SessionRefused) as info:
-        LiveSession(parsed.strategy, BrokerRegistry.from_config(config))
+        await session.start()
     (d,) = info.value.diagnostics
     assert d.code == "gateway-unavailable" and "--paper" in (d.hint or "")
     paper = LiveSession(parsed.strategy, BrokerRegistry.from_config(config), paper_only=True)

@@ -41,5 +41,23 @@ class Broker(Protocol):
     def close_position(self, label: str, symbol: str) -> Any: ...
 
 
+@runtime_checkable
+class VenueBroker(Protocol):
+    """A broker that talks to a venue over the network: an asyncio edge around the sync core.
+
+    ``submit`` hands an order to the running loop and returns; its answer arrives as events.
+    A factory builds it without I/O; ``start`` checks the venue and recovers open positions."""
+
+    recovered: list[Any]
+
+    async def start(self) -> None: ...
+
+    async def settle(self) -> None: ...
+
+    async def poll(self) -> int: ...
+
+    async def aclose(self) -> None: ...
+
+
 BrokerFactory = Callable[[EventBus, Clock, MarketPriceTracker], Broker]
 """Builds one broker for a profile: ``(bus, clock, prices) -> Broker``."""

@@ -75,9 +75,7 @@ def _mt5(profile: ResolvedProfile) -> BrokerFactory:
     def factory(bus: EventBus, clock: Clock, prices: MarketPriceTracker) -> Broker:
         from qkt.brokers.mt5.broker import MT5Broker
 
-        broker = MT5Broker(profile, bus, clock, prices)
-        broker.start()  # readiness, expected account, recovery of the magic's positions
-        return broker
+        return MT5Broker(profile, bus, clock, prices)  # no I/O: the session starts it on its loop
 
     return factory
 

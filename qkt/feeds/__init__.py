@@ -1,4 +1,4 @@
-"""Market data sources: replayed CSV files now; venue quotes arrive with the broker adapters."""
+"""Market data sources: replayed CSV files (:mod:`.replay`) and venue quotes (:mod:`.venue`)."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ streams. A failed read produces nothing (the previous quote stands) and is repor
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,27 +25,17 @@ class _Poll:
     broker_symbol: str
     broker: Any
     every_s: float
-    due: float = 0.0
     last_msc: int = -1
     failing: bool = False
 
 
 class VenueQuotes:
-    def __init__(
-        self,
-        session: Any,
-        *,
-        on_error: Callable[[str], None] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, session: Any, *, on_error: Callable[[str], None] | None = None) -> None:
         self._polls: list[_Poll] = []
-        self._sleep = sleep
-        self._now = monotonic
         self._on_error = on_error or (lambda message: None)
         seen: set[tuple[str, str]] = set()
         for route in session.plan.routes:
-            broker = session.brokers.get(route.profile)
+            broker = session.venues.get(route.profile)
             if route.type != "mt5" or not hasattr(broker, "client"):
                 continue
             key = (route.label.lower(), route.symbol)
@@ -59,23 +49,38 @@ class VenueQuotes:
     def empty(self) -> bool:
         return not self._polls
 
-    def __iter__(self) -> Iterator[Row]:
-        while self._polls:
-            now = self._now()
-            for poll in self._polls:
-                if now < poll.due:
-                    continue
-                poll.due = now + poll.every_s
-                row = self._read(poll)
-                if row is not None:
-                    yield row
-            wait = min(p.due for p in self._polls) - self._now()
-            if wait > 0:
-                self._sleep(wait)
-
-    def _read(self, poll: _Poll) -> Row | None:
+    async def rows(self) -> AsyncIterator[Row]:
+        """New quotes as rows, in the order they arrive; each symbol is polled by its own task on
+        its profile's interval, so one slow gateway does not hold the others' quotes back."""
+        queue: asyncio.Queue[Row | BaseException] = asyncio.Queue()
+        tasks = [asyncio.create_task(self._poll(poll, queue)) for poll in self._polls]
         try:
-            quote = poll.broker.client.quote(poll.broker_symbol)
+            while tasks:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _poll(self, poll: _Poll, queue: asyncio.Queue[Row | BaseException]) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        try:
+            while True:
+                row = await self._read(poll)
+                if row is not None:
+                    queue.put_nowait(row)
+                due += poll.every_s
+                await asyncio.sleep(max(0.0, due - loop.time()))
+        except Exception as exc:  # a bug, not a gateway failure: stop the reader with it
+            queue.put_nowait(exc)
+
+    async def _read(self, poll: _Poll) -> Row | None:
+        try:
+            quote = await poll.broker.client.quote(poll.broker_symbol)
         except GatewayError as exc:
             if not poll.failing:
                 self._on_error(exc.diagnostics[0].message)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -10,6 +14,7 @@ from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from qkt.brokers.mt5.broker import BrokerRefused, MT5Broker
 from qkt.brokers.mt5.client import GatewayClient
@@ -24,6 +29,9 @@ from qkt.engine.events import (
     OrderUnknown,
 )
 from qkt.engine.prices import PriceTracker
+from tests.conftest import send
+
+pytestmark = pytest.mark.anyio
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 INFO = {
@@ -80,7 +88,7 @@ def request(qty: str = "0.1", side: str = "buy", cid: str = "nas-000001") -> Ord
     )
 
 
-def test_order_goes_out_translated_with_magic_and_fills(
+async def test_order_goes_out_translated_with_magic_and_fills(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     httpserver.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
@@ -88,7 +96,7 @@ def test_order_goes_out_translated_with_magic_and_fills(
         {"result": {"retcode": 10009, "order": 42, "price": "18000.5", "volume": "0.1"}}
     )
     broker, events = make(httpserver, tmp_path)
-    broker.submit(request())
+    await send(broker, request())
     body = json.loads(httpserver.log[-1][0].data)
     assert (body["symbol"], body["magic"], body["volume"], body["type"]) == (
         "USTECm",
@@ -110,55 +118,54 @@ def test_order_goes_out_translated_with_magic_and_fills(
     ("qty", "why"),
     [("0.005", "below the minimum"), ("500", "above the maximum"), ("0.015", "not a multiple")],
 )
-def test_bad_volume_is_refused_before_sending(
+async def test_bad_volume_is_refused_before_sending(
     httpserver: HTTPServer, tmp_path: Path, qty: str, why: str
 ) -> None:
     httpserver.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
     broker, events = make(httpserver, tmp_path)
-    broker.submit(request(qty))
+    await send(broker, request(qty))
     (rejected,) = events
     assert isinstance(rejected, OrderRejected) and why in rejected.reason
     assert all(r.path != "/order" for r, _ in httpserver.log)
 
 
-def test_venue_rejection_carries_its_message(httpserver: HTTPServer, tmp_path: Path) -> None:
+async def test_venue_rejection_carries_its_message(httpserver: HTTPServer, tmp_path: Path) -> None:
     httpserver.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
     httpserver.expect_request("/order", method="POST").respond_with_json(
         {"error": "Invalid stops", "result": {"retcode": 10016}}, status=400
     )
     broker, events = make(httpserver, tmp_path)
-    broker.submit(request())
+    await send(broker, request())
     assert isinstance(events[0], OrderRejected) and "Invalid stops" in events[0].reason
 
 
-def test_unknown_outcome_is_resolved_from_positions_before_anything_else(
+async def test_unknown_outcome_is_resolved_from_positions_before_anything_else(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     httpserver.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
     httpserver.expect_oneshot_request("/order", method="POST").respond_with_data("", status=502)
     httpserver.expect_request("/get_positions").respond_with_json({"data": [POSITION]})
     broker, events = make(httpserver, tmp_path)
-    broker.submit(request())
+    await send(broker, request())
     assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled"]
     assert events[1].price == Decimal("18000.5")
     assert sum(r.path == "/order" for r, _ in httpserver.log) == 1  # never resent
 
 
-def test_unknown_outcome_that_cannot_be_read_blocks_the_symbol(
+async def test_unknown_outcome_that_cannot_be_read_blocks_the_symbol(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     httpserver.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
     httpserver.expect_oneshot_request("/order", method="POST").respond_with_data("", status=502)
     httpserver.expect_request("/get_positions").respond_with_data("down", status=503)
     broker, events = make(httpserver, tmp_path)
-    broker.submit(request())
-    broker.submit(request(cid="nas-000002"))
+    await send(broker, request(), request(cid="nas-000002"))
     assert [type(e).__name__ for e in events] == ["OrderUnknown", "OrderRejected"]
     assert "blocked" in events[0].reason and "unknown outcome" in events[1].reason
     assert sum(r.path == "/order" for r, _ in httpserver.log) == 1
 
 
-def test_start_guard_and_recovery(httpserver: HTTPServer, tmp_path: Path) -> None:
+async def test_start_guard_and_recovery(httpserver: HTTPServer, tmp_path: Path) -> None:
     httpserver.expect_request("/health/ready").respond_with_json({"status": "ready"})
     httpserver.expect_request("/account").respond_with_json(
         {"login": 111, "server": "S", "trade_mode": 0}
@@ -167,27 +174,27 @@ def test_start_guard_and_recovery(httpserver: HTTPServer, tmp_path: Path) -> Non
     broker, _ = make(
         httpserver, tmp_path, "    expected_account_login: 111\n    expected_trade_mode: demo\n"
     )
-    broker.start()
+    await broker.start()
     (recovered,) = broker.recovered
     assert (recovered.symbol, recovered.qty, recovered.ticket) == ("NAS100", Decimal("0.10"), 42)
     wrong, _ = make(httpserver, tmp_path, "    expected_account_login: 222\n")
     with pytest.raises(BrokerRefused) as info:
-        wrong.start()
+        await wrong.start()
     assert info.value.diagnostics[0].code == "account-mismatch"
 
 
-def test_poller_turns_a_vanished_ticket_into_its_closing_fill(
+async def test_poller_turns_a_vanished_ticket_into_its_closing_fill(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     httpserver.expect_request("/health/ready").respond_with_json({"status": "ready"})
     httpserver.expect_request("/account").respond_with_json({"login": 1})
     httpserver.expect_oneshot_request("/get_positions").respond_with_json([POSITION])
     broker, events = make(httpserver, tmp_path)
-    broker.start()
+    await broker.start()
     httpserver.expect_oneshot_request("/get_positions").respond_with_data("oops", status=500)
     httpserver.expect_oneshot_request("/get_positions").respond_with_data("oops", status=500)
     httpserver.expect_oneshot_request("/get_positions").respond_with_data("oops", status=500)
-    assert broker.poll() == 0 and events == []  # a failed read is not "flat"
+    assert await broker.poll() == 0 and events == []  # a failed read is not "flat"
     httpserver.expect_request("/get_positions").respond_with_json({"data": []})
     httpserver.expect_request("/history_deals_get").respond_with_json(
         {
@@ -204,7 +211,7 @@ def test_poller_turns_a_vanished_ticket_into_its_closing_fill(
             ]
         }
     )
-    assert broker.poll() == 1
+    assert await broker.poll() == 1
     (fill,) = events
     assert (fill.side, fill.price, fill.reason, fill.symbol) == (
         "sell",
@@ -212,3 +219,88 @@ def test_poller_turns_a_vanished_ticket_into_its_closing_fill(
         "stop_loss",
         "NAS100",
     )
+
+
+@pytest.fixture
+def threaded() -> Iterator[HTTPServer]:
+    """A gateway that answers requests side by side, as a real one does."""
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+class InFlight:
+    """An /order handler that answers after ``delay`` and records how many orders overlapped."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.now = self.most = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, req: Request) -> Response:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(self.delay)
+        with self.lock:
+            self.now -= 1
+        body = json.loads(req.data)
+        result = {"retcode": 10009, "order": 1, "price": "100", "volume": str(body["volume"])}
+        return Response(json.dumps({"result": result}), content_type="application/json")
+
+
+def leg(symbol: str, cid: str) -> OrderRequest:
+    return OrderRequest(
+        cid,
+        "pair",
+        "a",
+        "EXNESS-PERSONAL",
+        symbol,
+        "buy",
+        Decimal("0.1"),
+        T0,  # type: ignore[arg-type]
+    )
+
+
+async def test_orders_of_two_symbols_travel_side_by_side(
+    threaded: HTTPServer, tmp_path: Path
+) -> None:
+    handler = InFlight(0.3)
+    threaded.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
+    threaded.expect_request("/symbol_info/US30m").respond_with_json(INFO)
+    threaded.expect_request("/order", method="POST").respond_with_handler(handler)
+    broker, events = make(threaded, tmp_path)
+    await send(broker, leg("NAS100", "pair-000001"), leg("US30", "pair-000002"))
+    assert handler.most == 2  # both legs were at the gateway at once
+    assert sorted(e.symbol for e in events if isinstance(e, OrderFilled)) == ["NAS100", "US30"]
+
+
+async def test_orders_of_one_symbol_go_one_after_another_in_order(
+    threaded: HTTPServer, tmp_path: Path
+) -> None:
+    handler = InFlight(0.05)
+    threaded.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
+    threaded.expect_request("/order", method="POST").respond_with_handler(handler)
+    broker, events = make(threaded, tmp_path)
+    ids = [f"nas-{i:06d}" for i in range(1, 5)]
+    await send(broker, *(leg("NAS100", cid) for cid in ids))
+    assert handler.most == 1
+    sent = [json.loads(r.data)["client_order_id"] for r, _ in threaded.log if r.path == "/order"]
+    assert sent == ids
+    assert [e.client_id for e in events if isinstance(e, OrderFilled)] == ids
+
+
+async def test_stopping_while_an_order_is_in_flight_waits_for_its_answer(
+    threaded: HTTPServer, tmp_path: Path
+) -> None:
+    threaded.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
+    threaded.expect_request("/order", method="POST").respond_with_handler(InFlight(0.3))
+    broker, events = make(threaded, tmp_path)
+    broker.submit(request())
+    with pytest.raises(TimeoutError):  # the caller gives up waiting (Ctrl-C, a deadline) ...
+        await asyncio.wait_for(broker.settle(), 0.05)
+    await broker.aclose()  # ... the order is not abandoned: its answer still arrives
+    assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled"]
+    assert sum(r.path == "/order" for r, _ in threaded.log) == 1

@@ -11,6 +11,8 @@ from werkzeug import Request, Response
 
 from qkt.brokers.mt5.client import GatewayClient, GatewayError
 
+pytestmark = pytest.mark.anyio
+
 POSITION = {
     "ticket": 50001,
     "symbol": "EURUSDm",
@@ -31,7 +33,7 @@ def client(server: HTTPServer, **kw: object) -> GatewayClient:
     return GatewayClient(server.url_for("").rstrip("/"), backoff_s=0.001, **kw)  # type: ignore[arg-type]
 
 
-def test_reads_accept_wrapped_and_bare_payloads_and_numbers_as_strings(
+async def test_reads_accept_wrapped_and_bare_payloads_and_numbers_as_strings(
     httpserver: HTTPServer,
 ) -> None:
     httpserver.expect_request("/get_positions", query_string="magic=10001").respond_with_json(
@@ -47,26 +49,28 @@ def test_reads_accept_wrapped_and_bare_payloads_and_numbers_as_strings(
         }
     )
     c = client(httpserver)
-    (position,) = c.positions(10001)  # the other magic is filtered out even if the gateway sends it
+    (position,) = await c.positions(
+        10001
+    )  # the other magic is filtered out even if the gateway sends it
     assert (position.ticket, position.volume, position.price_open) == (
         50001,
         Decimal("0.10"),
         Decimal("1.08430"),
     )
-    quote = c.quote("EURUSDm")
+    quote = await c.quote("EURUSDm")
     assert (quote.bid, quote.ask) == (Decimal("1.0841"), Decimal("1.08430"))
 
 
-def test_bearer_auth_on_every_request(httpserver: HTTPServer) -> None:
+async def test_bearer_auth_on_every_request(httpserver: HTTPServer) -> None:
     httpserver.expect_request(
         "/account", headers={"Authorization": "Bearer tok-1"}
     ).respond_with_json(
         {"login": 12345678, "server": "Exness-MT5Trial9", "balance": 10000.0, "trade_mode": 0}
     )
-    assert client(httpserver, api_key="tok-1").account().login == 12345678
+    assert (await client(httpserver, api_key="tok-1").account()).login == 12345678
 
 
-def test_reads_retry_5xx_then_succeed(httpserver: HTTPServer) -> None:
+async def test_reads_retry_5xx_then_succeed(httpserver: HTTPServer) -> None:
     calls = []
 
     def handler(request: Request) -> Response:
@@ -76,18 +80,20 @@ def test_reads_retry_5xx_then_succeed(httpserver: HTTPServer) -> None:
         return Response(json.dumps({"login": 1}), content_type="application/json")
 
     httpserver.expect_request("/account").respond_with_handler(handler)
-    assert client(httpserver, retry_attempts=3).account().login == 1
+    assert (await client(httpserver, retry_attempts=3).account()).login == 1
     assert len(calls) == 3
 
 
-def test_a_read_that_keeps_failing_is_unknown_not_empty(httpserver: HTTPServer) -> None:
+async def test_a_read_that_keeps_failing_is_unknown_not_empty(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/get_positions").respond_with_data("{not json", status=200)
     with pytest.raises(GatewayError) as info:
-        client(httpserver, retry_attempts=2).positions(1)
+        await client(httpserver, retry_attempts=2).positions(1)
     assert "no answer after 2 attempts" in info.value.diagnostics[0].message
 
 
-def test_order_is_sent_once_with_its_idempotency_key_and_exact_body(httpserver: HTTPServer) -> None:
+async def test_order_is_sent_once_with_its_idempotency_key_and_exact_body(
+    httpserver: HTTPServer,
+) -> None:
     httpserver.expect_oneshot_request(
         "/order", method="POST", headers={"Idempotency-Key": "momentum-000001"}
     ).respond_with_json(
@@ -102,7 +108,7 @@ def test_order_is_sent_once_with_its_idempotency_key_and_exact_body(httpserver: 
             }
         }
     )
-    outcome = client(httpserver).order(
+    outcome = await client(httpserver).order(
         symbol="EURUSDm",
         side="buy",
         volume=Decimal("0.1"),
@@ -138,14 +144,14 @@ def test_order_is_sent_once_with_its_idempotency_key_and_exact_body(httpserver: 
         (503, None, "unknown"),
     ],
 )
-def test_order_outcomes_are_never_retried(
+async def test_order_outcomes_are_never_retried(
     httpserver: HTTPServer, status: int, body: dict[str, object] | None, expected: str
 ) -> None:
     if body is None:
         httpserver.expect_request("/order", method="POST").respond_with_data("", status=status)
     else:
         httpserver.expect_request("/order", method="POST").respond_with_json(body, status=status)
-    outcome = client(httpserver, retry_attempts=5).order(
+    outcome = await client(httpserver, retry_attempts=5).order(
         symbol="EURUSDm",
         side="sell",
         volume=Decimal("1"),
@@ -158,7 +164,7 @@ def test_order_outcomes_are_never_retried(
     assert len(httpserver.log) == 1  # sent exactly once
 
 
-def test_a_timeout_after_sending_is_unknown(httpserver: HTTPServer) -> None:
+async def test_a_timeout_after_sending_is_unknown(httpserver: HTTPServer) -> None:
     import time
 
     def slow(request: Request) -> Response:
@@ -166,7 +172,7 @@ def test_a_timeout_after_sending_is_unknown(httpserver: HTTPServer) -> None:
         return Response("{}", content_type="application/json")
 
     httpserver.expect_request("/order", method="POST").respond_with_handler(slow)
-    outcome = client(httpserver, timeout_ms=100).order(
+    outcome = await client(httpserver, timeout_ms=100).order(
         symbol="EURUSDm",
         side="buy",
         volume=Decimal("1"),
@@ -178,9 +184,9 @@ def test_a_timeout_after_sending_is_unknown(httpserver: HTTPServer) -> None:
     assert outcome.status == "unknown"
 
 
-def test_unreachable_gateway_means_nothing_was_sent() -> None:
+async def test_unreachable_gateway_means_nothing_was_sent() -> None:
     c = GatewayClient("http://127.0.0.1:9", timeout_ms=200)
-    outcome = c.order(
+    outcome = await c.order(
         symbol="X",
         side="buy",
         volume=Decimal(1),
@@ -190,4 +196,4 @@ def test_unreachable_gateway_means_nothing_was_sent() -> None:
         deviation=1,
     )
     assert outcome.status == "rejected" and "nothing sent" in outcome.message
-    assert c.ready() is False
+    assert await c.ready() is False

@@ -15,6 +15,7 @@ from qkt.brokers.registry import BrokerRegistry
 from qkt.config import load_config
 from qkt.dsl import parse_strategy
 from qkt.feeds.replay import ReplaySource
+from qkt.loop import drive
 from qkt.session import LiveSession
 from tests.conftest import ROOT
 
@@ -49,7 +50,8 @@ def gateways() -> Iterator[tuple[HTTPServer, HTTPServer]]:
     corporate.stop()
 
 
-def test_each_account_gets_its_own_orders_and_positions(
+@pytest.mark.anyio
+async def test_each_account_gets_its_own_orders_and_positions(
     gateways: tuple[HTTPServer, HTTPServer], tmp_path: Path
 ) -> None:
     personal, corporate = gateways
@@ -62,7 +64,7 @@ def test_each_account_gets_its_own_orders_and_positions(
     parsed = parse_strategy(STRATEGY, "split.qkt")
     assert parsed.strategy is not None
     session = LiveSession(parsed.strategy, BrokerRegistry.from_config(config))
-    session.run(ReplaySource(ROOT / "examples" / "data" / "eurusd-1m.csv"))
+    await drive(session, ReplaySource(ROOT / "examples" / "data" / "eurusd-1m.csv"))
 
     def orders(server: HTTPServer) -> list[dict[str, object]]:
         return [json.loads(r.data) for r, _ in server.log if r.path == "/order"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
+import asyncio
+import contextlib
 from pathlib import Path
 
+import pytest
 from pytest_httpserver import HTTPServer
 
 from qkt.brokers.registry import BrokerRegistry
@@ -22,12 +24,16 @@ WHEN eur.close > 2 THEN CLOSE eur
 """
 
 
-def test_quotes_are_polled_per_route_and_failures_reported_once(
+@pytest.mark.anyio
+async def test_quotes_are_polled_per_route_and_failures_reported_once(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     url = httpserver.url_for("").rstrip("/")
     cfg = tmp_path / "qkt.config.yaml"
-    cfg.write_text(f"brokers:\n  exness:\n    gateway_url: {url}\n    retry_attempts: 1\n")
+    cfg.write_text(
+        f"brokers:\n  exness:\n    gateway_url: {url}\n    retry_attempts: 1\n"
+        "    tick_poll_interval_ms: 10\n"
+    )
     httpserver.expect_request("/health/ready").respond_with_json({"status": "ready"})
     httpserver.expect_request("/account").respond_with_json({"login": 1})
     httpserver.expect_request("/get_positions").respond_with_json([])
@@ -46,20 +52,19 @@ def test_quotes_are_polled_per_route_and_failures_reported_once(
     assert parsed.strategy is not None
     session = LiveSession(parsed.strategy, BrokerRegistry.from_config(config), clock=WallClock())
     errors: list[str] = []
-    clock = itertools.count()
-    quotes = VenueQuotes(
-        session, on_error=errors.append, sleep=lambda s: None, monotonic=lambda: float(next(clock))
-    )
-    rows = list(itertools.islice(iter(quotes), 2))
+    rows = []
+    async with contextlib.aclosing(VenueQuotes(session, on_error=errors.append).rows()) as source:
+        async for row in source:
+            rows.append(row)
+            if len(rows) == 2:
+                break
+        await asyncio.sleep(0.2)  # the poller keeps reading: every read now fails
     assert [(r.label, r.symbol, r.tick.bid if r.tick else None) for r in rows] == [
         ("EXNESS", "EURUSD", 1.1),
-        ("EXNESS", "EURUSD", 1.101),
+        ("EXNESS", "EURUSD", 1.101),  # the repeated quote (same time_msc) is not a new row
     ]
+    ticks = sum(r.path == "/symbol_info_tick/EURUSDm" for r, _ in httpserver.log)
+    assert ticks > 5  # it kept polling through the outage ...
+    assert len(errors) == 1 and "symbol_info_tick" in errors[0]  # ... and said so once
     session.on_row(rows[1])
     assert session.prices.quote("EXNESS", "EURUSD", "buy") is not None
-    gen = iter(quotes)
-    poll = quotes._polls[0]
-    poll.due = 0
-    assert quotes._read(poll) is None and quotes._read(poll) is None
-    assert len(errors) == 1 and "symbol_info_tick" in errors[0]
-    del gen

@@ -4,8 +4,11 @@ simulator running as a separate process, over the real wire protocol."""
 from __future__ import annotations
 
 import json
+import queue
+import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -110,3 +113,73 @@ def test_replayed_strategy_sends_its_orders_to_the_simulated_gateway(
     positions = positions.get("data", positions) if isinstance(positions, dict) else positions
     (position,) = positions  # a netting account: one position for the symbol and magic
     assert Decimal(str(position["volume"])) == Decimal("0.1") * len(fills)
+
+
+LIVE = """STRATEGY live VERSION 1
+SYMBOLS
+eur = EXNESS:EURUSD EVERY 1s
+RULES
+WHEN POSITION.eur == 0 THEN BUY eur SIZING 0.1 BRACKET STOP_LOSS BY 1 PCT
+"""
+
+
+def test_live_run_trades_on_venue_quotes_and_hears_the_venue_close_it(
+    simulator: str, tmp_path: Path
+) -> None:
+    """Venue quotes, order dispatch and the position poller share one loop: the session buys on
+    the gateway's own prices, the gateway's stop closes the position, the poller brings that fill
+    back, and Ctrl-C stops with the summary."""
+    config = tmp_path / "qkt.config.yaml"
+    config.write_text(
+        "market_data:\n  source: venue\nbrokers:\n  exness:\n"
+        f"    gateway_url: {simulator}\n    tick_poll_interval_ms: 50\n    poll_interval_ms: 100\n"
+    )
+    (tmp_path / "live.qkt").write_text(LIVE)
+    proc = subprocess.Popen(
+        [*qkt_command(), "--config", str(config), "run", "live.qkt", "--json"],
+        cwd=tmp_path,
+        env=clean_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout or ()])
+    reader.start()
+
+    def next_fill(reason: str) -> dict[str, str]:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                event = json.loads(lines.get(timeout=1))
+            except queue.Empty:
+                continue
+            if event["event"] == "fill" and event["reason"] == reason:
+                return event  # type: ignore[no-any-return]
+        proc.kill()
+        pytest.fail(f"no {reason} fill: {proc.communicate()[1]}")
+
+    try:
+        entry = next_fill("market")
+        assert (entry["side"], entry["route"], entry["qty"]) == ("buy", "exness", "0.1")
+        price = Decimal(entry["price"]) * Decimal("0.95")  # well through the 1% stop
+        httpx.post(
+            f"{simulator}/_sim/quote",
+            json={"symbol": "EURUSDm", "bid": str(price), "ask": str(price + Decimal("0.0002"))},
+        ).raise_for_status()
+        stop = next_fill("stop_loss")
+        assert (stop["side"], stop["client_id"]) == ("sell", entry["client_id"])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        reader.join(timeout=30)
+    err = proc.stderr.read() if proc.stderr else ""
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    rest = []
+    while not lines.empty():
+        rest.append(json.loads(lines.get_nowait()))
+    assert rest and rest[-1]["event"] == "summary" and rest[-1]["interrupted"] is True
+    received = httpx.get(f"{simulator}/_sim/orders").json()["data"]
+    assert received[0]["idempotency_key"] == entry["client_id"]
+    assert len({r["idempotency_key"] for r in received}) == len(received)  # nothing sent twice

@@ -20,6 +20,7 @@ from qkt.engine.clock import SimulatedClock
 from qkt.engine.events import OrderAccepted, OrderFilled, OrderRejected, OrderRequest
 from qkt.engine.prices import PriceTracker
 from qkt.sim import SimServer, SimState
+from tests.conftest import send
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 
@@ -30,7 +31,9 @@ def sim() -> Iterator[SimServer]:
         yield server
 
 
-def broker(sim: SimServer, tmp_path: Path, timeout_ms: int = 2000) -> tuple[MT5Broker, list[Any]]:
+async def broker(
+    sim: SimServer, tmp_path: Path, timeout_ms: int = 2000
+) -> tuple[MT5Broker, list[Any]]:
     cfg = tmp_path / "qkt.config.yaml"
     cfg.write_text(
         f"brokers:\n  exness:\n    gateway_url: {sim.url}\n    http_timeout_ms: {timeout_ms}\n"
@@ -41,7 +44,7 @@ def broker(sim: SimServer, tmp_path: Path, timeout_ms: int = 2000) -> tuple[MT5B
         bus.subscribe(kind, events.append)
     client = GatewayClient(sim.url, timeout_ms=timeout_ms, backoff_s=0.001)
     b = MT5Broker(profile, bus, SimulatedClock(T0), PriceTracker(), client, label="EXNESS")
-    b.start()
+    await b.start()
     return b, events
 
 
@@ -70,30 +73,32 @@ def faults(sim: SimServer, **kw: object) -> None:
     httpx.post(f"{sim.url}/_sim/faults", json=kw).raise_for_status()
 
 
-def test_fill_at_ask_netting_and_positions(sim: SimServer, tmp_path: Path) -> None:
-    b, events = broker(sim, tmp_path)
+@pytest.mark.anyio
+async def test_fill_at_ask_netting_and_positions(sim: SimServer, tmp_path: Path) -> None:
+    b, events = await broker(sim, tmp_path)
     _, ask, _ = sim.state.quotes["EURUSDm"]
-    b.submit(buy())
+    await send(b, buy())
     fill = events[-1]
     assert isinstance(fill, OrderFilled) and fill.price == ask and fill.symbol == "EURUSD"
-    b.submit(buy("0.3", "s-000002"))
-    b.submit(buy("0.1", "s-000003", side="sell"))
-    (position,) = b.client.positions(10001)
+    await send(b, buy("0.3", "s-000002"))
+    await send(b, buy("0.1", "s-000003", side="sell"))
+    (position,) = await b.client.positions(10001)
     assert (position.volume, position.type, position.comment) == (Decimal("0.3"), 0, "s-000001")
     received = httpx.get(f"{sim.url}/_sim/orders").json()["data"]
     assert [r["idempotency_key"] for r in received] == ["s-000001", "s-000002", "s-000003"]
 
 
-def test_stop_loss_hit_at_the_venue_reaches_the_session_through_the_poller(
+@pytest.mark.anyio
+async def test_stop_loss_hit_at_the_venue_reaches_the_session_through_the_poller(
     sim: SimServer, tmp_path: Path
 ) -> None:
-    b, events = broker(sim, tmp_path)
-    b.submit(buy(sl="1.08000", tp="1.10000"))
+    b, events = await broker(sim, tmp_path)
+    await send(b, buy(sl="1.08000", tp="1.10000"))
     httpx.post(
         f"{sim.url}/_sim/quote", json={"symbol": "EURUSDm", "bid": "1.07990", "ask": "1.08000"}
     )
-    assert b.client.positions(10001) == []
-    assert b.poll() == 1
+    assert await b.client.positions(10001) == []
+    assert await b.poll() == 1
     exit_fill = events[-1]
     assert (exit_fill.side, exit_fill.price, exit_fill.reason) == (
         "sell",
@@ -103,61 +108,68 @@ def test_stop_loss_hit_at_the_venue_reaches_the_session_through_the_poller(
     assert sim.state.balance < Decimal(10000)
 
 
-def test_venue_rejections(sim: SimServer, tmp_path: Path) -> None:
-    b, events = broker(sim, tmp_path)
-    b.submit(buy(sl="1.20000"))  # a buy's stop above the price
+@pytest.mark.anyio
+async def test_venue_rejections(sim: SimServer, tmp_path: Path) -> None:
+    b, events = await broker(sim, tmp_path)
+    await send(b, buy(sl="1.20000"))  # a buy's stop above the price
     assert isinstance(events[-1], OrderRejected) and "Invalid stops" in events[-1].reason
     faults(sim, requote_next=True)
-    b.submit(buy(cid="s-000002"))
+    await send(b, buy(cid="s-000002"))
     assert isinstance(events[-1], OrderRejected) and "409" in events[-1].reason
-    assert b.client.positions(10001) == []
+    assert await b.client.positions(10001) == []
 
 
-def test_a_dropped_answer_is_resolved_from_the_venue_not_resent(
+@pytest.mark.anyio
+async def test_a_dropped_answer_is_resolved_from_the_venue_not_resent(
     sim: SimServer, tmp_path: Path
 ) -> None:
-    b, events = broker(sim, tmp_path)
+    b, events = await broker(sim, tmp_path)
     faults(sim, drop_after_order=True)
-    b.submit(buy())
+    await send(b, buy())
     assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled"]
     assert len(sim.state.received) == 1  # sent once
-    (position,) = b.client.positions(10001)
+    (position,) = await b.client.positions(10001)
     assert position.volume == Decimal("0.1")
 
 
-def test_a_timeout_after_sending_is_unknown_and_resolved(sim: SimServer, tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_a_timeout_after_sending_is_unknown_and_resolved(
+    sim: SimServer, tmp_path: Path
+) -> None:
     sim.state.timeout_s = 2.0
-    b, events = broker(sim, tmp_path, timeout_ms=300)
-    b.submit(buy())
+    b, events = await broker(sim, tmp_path, timeout_ms=300)
+    await send(b, buy())
     faults(sim, timeout_next=True)
-    b.submit(buy(cid="s-000002"))  # the request hangs and is dropped: nothing was placed
+    await send(b, buy(cid="s-000002"))  # the request hangs and is dropped: nothing was placed
     assert isinstance(events[-1], OrderRejected)
     assert events[-1].client_id == "s-000002" and "not placed" in events[-1].reason
-    (position,) = b.client.positions(10001)
+    (position,) = await b.client.positions(10001)
     assert position.volume == Decimal("0.1")
 
 
-def test_reads_survive_5xx_and_malformed_json_but_not_forever(
+@pytest.mark.anyio
+async def test_reads_survive_5xx_and_malformed_json_but_not_forever(
     sim: SimServer, tmp_path: Path
 ) -> None:
     client = GatewayClient(sim.url, retry_attempts=3, backoff_s=0.001)
     faults(sim, status_5xx=2)
-    assert client.account().login == 12345678
+    assert (await client.account()).login == 12345678
     faults(sim, malformed_next=True)
-    assert client.positions() == []
+    assert await client.positions() == []
     faults(sim, status_5xx=5)
     with pytest.raises(GatewayError):
-        client.positions()
+        await client.positions()
 
 
-def test_latency_and_auth(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_latency_and_auth(tmp_path: Path) -> None:
     with SimServer(SimState(symbols=("EURUSDm",)), api_key="sekret") as server:
         assert httpx.get(f"{server.url}/account").status_code == 401
         assert httpx.get(f"{server.url}/health/live").status_code == 200
         good = GatewayClient(server.url, api_key="sekret")
-        assert good.account().login == 12345678
+        assert (await good.account()).login == 12345678
         faults(server, latency_ms=50)
-        assert good.quote("EURUSDm").bid > 0
+        assert (await good.quote("EURUSDm")).bid > 0
 
 
 def test_cli_refuses_a_port_in_use(tmp_path: Path) -> None:
@@ -184,26 +196,31 @@ def test_cli_refuses_a_port_in_use(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_close_partial_modify_and_pending_orders_through_the_client(
+@pytest.mark.anyio
+async def test_close_partial_modify_and_pending_orders_through_the_client(
     sim: SimServer, tmp_path: Path
 ) -> None:
-    b, _ = broker(sim, tmp_path)
-    b.submit(buy("0.5"))
-    (position,) = b.client.positions(10001)
-    assert b.client.close_partial(position.ticket, Decimal("0.2"), "k1").status == "done"
-    assert b.client.modify_sl_tp(position.ticket, Decimal("1.05"), None, "k2").status == "done"
-    (after,) = b.client.positions(10001)
+    b, _ = await broker(sim, tmp_path)
+    await send(b, buy("0.5"))
+    (position,) = await b.client.positions(10001)
+    assert (await b.client.close_partial(position.ticket, Decimal("0.2"), "k1")).status == "done"
+    assert (
+        await b.client.modify_sl_tp(position.ticket, Decimal("1.05"), None, "k2")
+    ).status == "done"
+    (after,) = await b.client.positions(10001)
     assert after.volume == Decimal("0.3") and after.sl == Decimal("1.05") and after.tp == Decimal(0)
-    assert b.client.close_position(position.ticket, "k3").status == "done"
-    assert b.client.positions(10001) == [] and b.client.pending_orders(10001) == []
+    assert (await b.client.close_position(position.ticket, "k3")).status == "done"
+    assert await b.client.positions(10001) == [] and await b.client.pending_orders(10001) == []
 
 
-def test_mixed_strategy_sends_exness_to_the_gateway_and_the_rest_to_paper(
+@pytest.mark.anyio
+async def test_mixed_strategy_sends_exness_to_the_gateway_and_the_rest_to_paper(
     sim: SimServer, tmp_path: Path
 ) -> None:
     from qkt.brokers.registry import BrokerRegistry
     from qkt.dsl import parse_strategy
     from qkt.feeds.replay import ReplaySource
+    from qkt.loop import drive
     from qkt.session import LiveSession
     from tests.conftest import ROOT
     from tests.test_session import MIXED
@@ -217,7 +234,7 @@ def test_mixed_strategy_sends_exness_to_the_gateway_and_the_rest_to_paper(
     session = LiveSession(
         parsed.strategy, BrokerRegistry.from_config(config), on_event=fills.append
     )
-    session.run(ReplaySource(ROOT / "examples" / "data" / "markets-1m.csv"))
+    await drive(session, ReplaySource(ROOT / "examples" / "data" / "markets-1m.csv"))
     brokers = {(f.label, f.broker) for f in fills if isinstance(f, OrderFilled)}
     assert brokers == {("EXNESS", "exness"), ("BACKTEST", "backtest"), ("OANDA", "paper")}
     sent = {r["body"]["symbol"] for r in sim.state.received}

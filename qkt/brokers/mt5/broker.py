@@ -5,10 +5,18 @@ identify it (gateways cut comments and do not echo client ids). Volumes are chec
 venue's ``symbol_info`` before anything is sent; nothing is rounded silently. An order is sent once:
 an unknown outcome (timeout after sending, 502) is resolved by reading the magic's positions for the
 order's comment before anything else may be sent for that symbol.
+
+The engine is synchronous and the gateway is an edge: :meth:`MT5Broker.submit` hands the order to
+the running asyncio loop and returns at once; the answer comes back as events on the bus. Orders
+of one symbol are sent one after another (a later one waits for the earlier one's answer, and for
+its resolution if that answer is unknown); orders of different symbols travel side by side.
+:meth:`MT5Broker.settle` waits until every order handed over so far has its answer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -89,18 +97,21 @@ class MT5Broker:
         self._unresolved: dict[str, _Unresolved] = {}  # broker symbol -> order of unknown outcome
         self._book = _Book()
         self.recovered: list[Recovered] = []
+        self._locks: dict[str, asyncio.Lock] = {}  # broker symbol -> one order at a time
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._failures: list[BaseException] = []
 
     # ------------------------------------------------------------ start-up
-    def start(self) -> None:
+    async def start(self) -> None:
         """Refuse a gateway that is not ready or not the expected account; recover positions."""
         url = self.client.base_url
-        if not self.client.ready():
+        if not await self.client.ready():
             raise BrokerRefused(
                 error("gateway-unavailable", f"profile `{self.name}`: gateway {url} is not ready")
             )
         try:
-            account = self.client.account()
-            positions = self.client.positions(self.magic)
+            account = await self.client.account()
+            positions = await self.client.positions(self.magic)
         except GatewayError as exc:
             raise BrokerRefused(exc.diagnostics) from None
         mismatches = account_mismatches(self.name, url, self.profile.values, account)
@@ -127,11 +138,53 @@ class MT5Broker:
     def _qkt_symbol(self, broker_symbol: str) -> str:
         return from_broker_symbol(broker_symbol, self.profile.aliases, self.profile.symbol_suffix)
 
-    def _info(self, broker_symbol: str) -> SymbolInfo:
+    async def _info(self, broker_symbol: str) -> SymbolInfo:
         info = self._symbols.get(broker_symbol)
         if info is None:
-            info = self._symbols[broker_symbol] = self.client.symbol_info(broker_symbol)
+            info = self._symbols[broker_symbol] = await self.client.symbol_info(broker_symbol)
         return info
+
+    # ------------------------------------------------------------ the loop
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._inflight.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        if task not in self._inflight:
+            return
+        self._inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._failures.append(task.exception())  # type: ignore[arg-type]
+
+    async def settle(self) -> None:
+        """Wait until every order handed over so far has its answer (and its events are out).
+
+        Cancelling the caller does not cancel an order in flight: it keeps going, and the next
+        ``settle`` (or :meth:`aclose`) waits for it. A bug in a dispatch is raised here."""
+        while self._inflight:
+            task = next(iter(self._inflight))
+            if task.done():  # finished, its done-callback not run yet
+                self._done(task)
+                continue
+            with contextlib.suppress(Exception):  # kept by _done, raised below
+                await asyncio.shield(task)
+        if self._failures:
+            failure, self._failures = self._failures[0], []
+            raise failure
+
+    async def aclose(self) -> None:
+        """Wait for the orders in flight, then close the connection pool."""
+        try:
+            await self.settle()
+        finally:
+            await self.client.aclose()
+
+    def _lock(self, broker_symbol: str) -> asyncio.Lock:
+        lock = self._locks.get(broker_symbol)
+        if lock is None:
+            lock = self._locks[broker_symbol] = asyncio.Lock()
+        return lock
 
     # ------------------------------------------------------------ orders
     def _reject(self, request: OrderRequest, reason: str) -> OrderRejected:
@@ -139,14 +192,24 @@ class MT5Broker:
         self.bus.publish(rejected)
         return rejected
 
-    def submit(self, request: OrderRequest) -> OrderAccepted | OrderRejected | OrderUnknown:
+    def submit(self, request: OrderRequest) -> None:
+        """Hand the order to the running loop; accepted/filled/rejected/unknown follow on the bus."""
+        self._spawn(self._dispatch(request))
+
+    async def _dispatch(self, request: OrderRequest) -> None:
         symbol = self.broker_symbol(request.symbol)
-        if symbol in self._unresolved and not self._resolve(symbol):
+        async with self._lock(symbol):
+            await self._send(symbol, request)
+
+    async def _send(
+        self, symbol: str, request: OrderRequest
+    ) -> OrderAccepted | OrderRejected | OrderUnknown:
+        if symbol in self._unresolved and not await self._resolve(symbol):
             return self._reject(
                 request, f"an earlier order on {symbol} has an unknown outcome; not sending more"
             )
         try:
-            info = self._info(symbol)
+            info = await self._info(symbol)
         except GatewayError as exc:
             return self._reject(
                 request, f"cannot read {symbol} from the gateway: {exc.diagnostics[0].message}"
@@ -154,7 +217,7 @@ class MT5Broker:
         problem = _volume_problem(request.qty, info)
         if problem:
             return self._reject(request, f"{symbol}: {problem}")
-        outcome = self.client.order(
+        outcome = await self.client.order(
             symbol=symbol,
             side=request.side,
             volume=request.qty,
@@ -169,7 +232,7 @@ class MT5Broker:
             return self._reject(request, outcome.message or "rejected by the venue")
         if outcome.status == "unknown":
             self._unresolved[symbol] = _Unresolved(request, symbol)
-            if not self._resolve(symbol):
+            if not await self._resolve(symbol):
                 unknown = OrderUnknown(
                     request.client_id,
                     self.name,
@@ -221,12 +284,12 @@ class MT5Broker:
             )
         )
 
-    def _resolve(self, broker_symbol: str) -> bool:
+    async def _resolve(self, broker_symbol: str) -> bool:
         """Ask the venue whether the order of unknown outcome exists; True once it is settled."""
         pending = self._unresolved[broker_symbol]
         key = pending.request.client_id[:COMMENT_KEY]
         try:
-            positions = self.client.positions(self.magic)
+            positions = await self.client.positions(self.magic)
         except GatewayError:
             return False
         match = next((p for p in positions if p.comment[:COMMENT_KEY] == key), None)
@@ -242,12 +305,12 @@ class MT5Broker:
         return True
 
     # ------------------------------------------------------------ position poller
-    def poll(self) -> int:
+    async def poll(self) -> int:
         """Diff the magic's positions against the last snapshot; a ticket that disappeared was
         closed at the venue (SL, TP or by hand): emit its closing fill with the exact deal price.
         A failed read changes nothing. Returns the number of fills emitted."""
         try:
-            current = {p.ticket: p for p in self.client.positions(self.magic)}
+            current = {p.ticket: p for p in await self.client.positions(self.magic)}
         except GatewayError:
             return 0
         emitted = 0
@@ -255,7 +318,9 @@ class MT5Broker:
             if ticket in current:
                 continue
             try:
-                deals = self.client.deals("1970-01-01T00:00:00", "2100-01-01T00:00:00", ticket)
+                deals = await self.client.deals(
+                    "1970-01-01T00:00:00", "2100-01-01T00:00:00", ticket
+                )
             except GatewayError:
                 continue  # try again on the next poll: nothing is assumed
             closing = next((d for d in reversed(deals) if d.entry in (1, 2)), None)
@@ -285,10 +350,14 @@ class MT5Broker:
         return False  # market orders only: nothing rests at the venue
 
     def close_position(self, label: str, symbol: str) -> None:
-        broker_symbol = self.broker_symbol(symbol)
-        for ticket, position in list(self._book.tickets.items()):
-            if position.symbol == broker_symbol:
-                self.client.close_position(ticket, f"{self.name}-close-{ticket}")
+        """Close the venue's positions of ``symbol`` (in the order queue of that symbol)."""
+        self._spawn(self._close(self.broker_symbol(symbol)))
+
+    async def _close(self, broker_symbol: str) -> None:
+        async with self._lock(broker_symbol):
+            for ticket, position in list(self._book.tickets.items()):
+                if position.symbol == broker_symbol:
+                    await self.client.close_position(ticket, f"{self.name}-close-{ticket}")
 
 
 def trade_mode(account: Account) -> str:

@@ -1,8 +1,9 @@
 """HTTP client of an mt5-gateway (reference/mt5-gateway.md).
 
-Reads (GET) are retried with exponential backoff within the profile's ``retry_attempts``, each
-bounded by ``http_timeout_ms``; a read that still fails raises :class:`GatewayError` — "unknown",
-never "empty". Writes (POST) are sent exactly once with an ``Idempotency-Key`` and return an
+Every call is a coroutine: the gateway is an edge, and edges are asyncio. Reads (GET) are
+retried with exponential backoff within the profile's ``retry_attempts``, each bounded by
+``http_timeout_ms``; a read that still fails raises :class:`GatewayError` — "unknown", never
+"empty". Writes (POST) are sent exactly once with an ``Idempotency-Key`` and return an
 :class:`Outcome`: ``done``, ``rejected`` (nothing was placed) or ``unknown`` (it may have been
 placed: the caller must reconcile before sending anything else for that symbol).
 """
@@ -14,7 +15,7 @@ from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from qkt.diagnostics import error
 from qkt.errors import QktError
@@ -123,6 +124,13 @@ def _plain(value: Decimal | None) -> float | None:
 
 
 class GatewayClient:
+    """An mt5-gateway over ``httpx.AsyncClient``: every call is a coroutine of the caller's loop.
+
+    What to send and how to read the answer are plain functions (:func:`read_answer`,
+    :func:`write_outcome`, :func:`write_failure`); this class only moves bytes, so the rules are
+    tested without a network and any transport (a test's mock, a Unix socket) can carry them.
+    """
+
     def __init__(
         self,
         base_url: str,
@@ -130,148 +138,116 @@ class GatewayClient:
         api_key: str | None = None,
         timeout_ms: int = 5000,
         retry_attempts: int = 3,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         backoff_s: float = 0.05,
     ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=timeout_ms / 1000,
-            transport=transport,
-        )
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._timeout = timeout_ms / 1000
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
         self._attempts = max(1, retry_attempts)
         self._backoff = backoff_s
 
-    def close(self) -> None:
-        self._http.close()
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        # Made on first use, inside the loop that will drive it (a pool belongs to one loop).
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url,
+                headers=self._headers,
+                timeout=self._timeout,
+                transport=self._transport,
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     # ------------------------------------------------------------ reads
-    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        retrying = Retrying(
+    async def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        retrying = AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential(multiplier=self._backoff, max=2.0),
             retry=retry_if_exception_type((httpx.TransportError, _Retry)),
             reraise=True,
         )
         try:
-            for attempt in retrying:
+            async for attempt in retrying:
                 with attempt:
-                    response = self._http.get(path, params=params)
-                    if response.status_code >= 500 or response.status_code == 429:
-                        raise _Retry(f"HTTP {response.status_code}")
-                    if response.status_code >= 400:
-                        raise GatewayError(
-                            self._diag(
-                                path, f"HTTP {response.status_code}: {_error_text(response)}"
-                            )
-                        )
-                    try:
-                        return _unwrap(response.json())
-                    except ValueError:
-                        raise _Retry("malformed JSON") from None
+                    response = await self._http.get(path, params=params)
+                    return read_answer(self.base_url, path, response)
         except (httpx.TransportError, _Retry) as exc:
             reason = type(exc).__name__ if not str(exc) else str(exc)
             raise GatewayError(
-                self._diag(path, f"no answer after {self._attempts} attempts ({reason})")
+                _diag(self.base_url, path, f"no answer after {self._attempts} attempts ({reason})")
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _diag(self, path: str, message: str) -> Any:
-        return error("gateway-unavailable", f"{self.base_url}{path}: {message}")
-
     def _model(self, model: type[Any], data: Any, path: str) -> Any:
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise GatewayError(
-                self._diag(path, f"unexpected answer ({where}: {first['msg']})")
-            ) from None
+        return parse_model(self.base_url, path, model, data)
 
-    def ready(self) -> bool:
+    def _rows(self, model: type[Any], data: Any, path: str, what: str) -> list[Any]:
+        if not isinstance(data, list):
+            raise GatewayError(_diag(self.base_url, path, f"expected a list of {what}"))
+        return [self._model(model, row, path) for row in data]
+
+    async def ready(self) -> bool:
         try:
-            response = self._http.get("/health/ready")
+            response = await self._http.get("/health/ready")
             return response.status_code == 200 and _unwrap(response.json()).get("status") == "ready"
         except (httpx.HTTPError, ValueError, AttributeError):
             return False
 
-    def account(self) -> Account:
-        return self._model(Account, self._get("/account"), "/account")  # type: ignore[no-any-return]
+    async def account(self) -> Account:
+        data = await self._get("/account")
+        return self._model(Account, data, "/account")  # type: ignore[no-any-return]
 
-    def symbol_info(self, broker_symbol: str) -> SymbolInfo:
+    async def symbol_info(self, broker_symbol: str) -> SymbolInfo:
         path = f"/symbol_info/{broker_symbol}"
-        return self._model(SymbolInfo, self._get(path), path)  # type: ignore[no-any-return]
+        return self._model(SymbolInfo, await self._get(path), path)  # type: ignore[no-any-return]
 
-    def quote(self, broker_symbol: str) -> Quote:
+    async def quote(self, broker_symbol: str) -> Quote:
         path = f"/symbol_info_tick/{broker_symbol}"
-        return self._model(Quote, self._get(path), path)  # type: ignore[no-any-return]
+        return self._model(Quote, await self._get(path), path)  # type: ignore[no-any-return]
 
-    def positions(self, magic: int | None = None) -> list[Position]:
+    async def positions(self, magic: int | None = None) -> list[Position]:
         params = {"magic": magic} if magic is not None else None
-        rows = self._get("/get_positions", params)
-        if not isinstance(rows, list):
-            raise GatewayError(self._diag("/get_positions", "expected a list of positions"))
-        positions = [self._model(Position, row, "/get_positions") for row in rows]
+        data = await self._get("/get_positions", params)
+        positions: list[Position] = self._rows(Position, data, "/get_positions", "positions")
         return [p for p in positions if magic is None or p.magic == magic]
 
-    def deals(self, from_date: str, to_date: str, position: int | None = None) -> list[Deal]:
+    async def deals(self, from_date: str, to_date: str, position: int | None = None) -> list[Deal]:
         params: dict[str, Any] = {"from_date": from_date, "to_date": to_date}
         if position is not None:
             params["position"] = position
-        rows = self._get("/history_deals_get", params)
-        if not isinstance(rows, list):
-            raise GatewayError(self._diag("/history_deals_get", "expected a list of deals"))
-        deals = [self._model(Deal, row, "/history_deals_get") for row in rows]
+        data = await self._get("/history_deals_get", params)
+        deals: list[Deal] = self._rows(Deal, data, "/history_deals_get", "deals")
         # Some gateways return other positions' deals too: filter here.
         return [d for d in deals if position is None or d.position_id == position]
 
-    def pending_orders(self, magic: int | None = None) -> list[dict[str, Any]]:
+    async def pending_orders(self, magic: int | None = None) -> list[dict[str, Any]]:
         """Working orders; gateways ignore ``?magic=``, so they are filtered here."""
-        payload = self._get("/orders", {"magic": magic} if magic is not None else None)
+        payload = await self._get("/orders", {"magic": magic} if magic is not None else None)
         rows = payload.get("orders", []) if isinstance(payload, dict) else payload
         if not isinstance(rows, list):
-            raise GatewayError(self._diag("/orders", "expected a list of orders"))
+            raise GatewayError(_diag(self.base_url, "/orders", "expected a list of orders"))
         return [
             r for r in rows if isinstance(r, dict) and (magic is None or r.get("magic") == magic)
         ]
 
     # ------------------------------------------------------------ writes (sent once)
-    def _post(self, path: str, body: dict[str, Any], key: str | None) -> Outcome:
+    async def _post(self, path: str, body: dict[str, Any], key: str | None) -> Outcome:
         headers = {"Idempotency-Key": key} if key else {}
         try:
-            response = self._http.post(path, json=body, headers=headers)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            return Outcome(status="rejected", message=f"gateway unreachable, nothing sent ({exc})")
+            response = await self._http.post(path, json=body, headers=headers)
         except httpx.HTTPError as exc:
-            return Outcome(
-                status="unknown", message=f"no answer after sending ({type(exc).__name__})"
-            )
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        result = TradeResult()
-        if isinstance(payload, dict) and isinstance(payload.get("result"), dict):
-            try:
-                result = TradeResult.model_validate(payload["result"])
-            except ValidationError:
-                result = TradeResult()
-        text = _error_text(response) if payload is not None else response.text[:200]
-        status = response.status_code
-        if status in (400, 401, 403, 404, 409, 422):
-            return Outcome(status="rejected", result=result, message=f"HTTP {status}: {text}")
-        if status >= 500 or payload is None:
-            return Outcome(status="unknown", result=result, message=f"HTTP {status}: {text}")
-        if result.retcode in SUCCESS_RETCODES:
-            return Outcome(status="done", result=result, message=result.comment)
-        return Outcome(
-            status="rejected", result=result, message=f"retcode {result.retcode}: {text}"
-        )
+            return write_failure(exc)
+        return write_outcome(response)
 
-    def order(
+    async def order(
         self,
         *,
         symbol: str,
@@ -297,22 +273,85 @@ class GatewayClient:
             body["sl"] = _plain(sl)
         if tp is not None:
             body["tp"] = _plain(tp)
-        return self._post("/order", body, client_order_id)
+        return await self._post("/order", body, client_order_id)
 
-    def close_position(self, ticket: int, key: str) -> Outcome:
-        return self._post("/close_position", {"position": {"ticket": ticket}}, key)
+    async def close_position(self, ticket: int, key: str) -> Outcome:
+        return await self._post("/close_position", {"position": {"ticket": ticket}}, key)
 
-    def close_partial(self, ticket: int, volume: Decimal, key: str) -> Outcome:
-        return self._post(
+    async def close_partial(self, ticket: int, volume: Decimal, key: str) -> Outcome:
+        return await self._post(
             "/position_close_partial", {"ticket": ticket, "volume": _plain(volume)}, key
         )
 
-    def modify_sl_tp(
+    async def modify_sl_tp(
         self, ticket: int, sl: Decimal | None, tp: Decimal | None, key: str
     ) -> Outcome:
-        return self._post(
+        return await self._post(
             "/modify_sl_tp", {"position": ticket, "sl": _plain(sl), "tp": _plain(tp)}, key
         )
+
+
+# ---------------------------------------------------------------- reading answers (no I/O)
+def _diag(base_url: str, path: str, message: str) -> Any:
+    return error("gateway-unavailable", f"{base_url}{path}: {message}")
+
+
+def read_answer(base_url: str, path: str, response: httpx.Response) -> Any:
+    """The ``data`` of a read's answer. 5xx, 429 and unreadable JSON are worth another attempt
+    (:class:`_Retry`); any other 4xx is final (:class:`GatewayError`)."""
+    if response.status_code >= 500 or response.status_code == 429:
+        raise _Retry(f"HTTP {response.status_code}")
+    if response.status_code >= 400:
+        raise GatewayError(
+            _diag(base_url, path, f"HTTP {response.status_code}: {_error_text(response)}")
+        )
+    try:
+        return _unwrap(response.json())
+    except ValueError:
+        raise _Retry("malformed JSON") from None
+
+
+def parse_model(base_url: str, path: str, model: type[Any], data: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise GatewayError(
+            _diag(base_url, path, f"unexpected answer ({where}: {first['msg']})")
+        ) from None
+
+
+def write_failure(exc: httpx.HTTPError) -> Outcome:
+    """A write that got no answer: refused before sending means nothing was placed; anything
+    after the request left (read timeout, dropped connection) leaves the outcome unknown."""
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return Outcome(status="rejected", message=f"gateway unreachable, nothing sent ({exc})")
+    return Outcome(status="unknown", message=f"no answer after sending ({type(exc).__name__})")
+
+
+def write_outcome(response: httpx.Response) -> Outcome:
+    """A write's answer: ``done`` on a success retcode, ``rejected`` on a refusal (4xx or a
+    failure retcode), ``unknown`` on 5xx or an unreadable body (it may have been placed)."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    result = TradeResult()
+    if isinstance(payload, dict) and isinstance(payload.get("result"), dict):
+        try:
+            result = TradeResult.model_validate(payload["result"])
+        except ValidationError:
+            result = TradeResult()
+    text = _error_text(response) if payload is not None else response.text[:200]
+    status = response.status_code
+    if status in (400, 401, 403, 404, 409, 422):
+        return Outcome(status="rejected", result=result, message=f"HTTP {status}: {text}")
+    if status >= 500 or payload is None:
+        return Outcome(status="unknown", result=result, message=f"HTTP {status}: {text}")
+    if result.retcode in SUCCESS_RETCODES:
+        return Outcome(status="done", result=result, message=result.comment)
+    return Outcome(status="rejected", result=result, message=f"retcode {result.retcode}: {text}")
 
 
 def _error_text(response: httpx.Response) -> str:

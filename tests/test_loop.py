@@ -1,0 +1,71 @@
+"""The asyncio loop of a venue session: pacing never blocks the pollers; a refusal reads nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from qkt.brokers.registry import BrokerRegistry
+from qkt.config import load_config
+from qkt.dsl import parse_strategy
+from qkt.feeds.replay import ReplaySource, Row
+from qkt.loop import drive
+from qkt.session import LiveSession, SessionRefused
+
+pytestmark = pytest.mark.anyio
+
+STRATEGY = """STRATEGY watch VERSION 1
+SYMBOLS
+eur = EXNESS:EURUSD EVERY 1m
+RULES
+WHEN eur.close > 100 THEN BUY eur SIZING 0.1
+"""
+
+
+def session_for(httpserver: HTTPServer, tmp_path: Path) -> LiveSession:
+    url = httpserver.url_for("").rstrip("/")
+    cfg = tmp_path / "qkt.config.yaml"
+    cfg.write_text(f"brokers:\n  exness:\n    gateway_url: {url}\n    poll_interval_ms: 20\n")
+    httpserver.expect_request("/health/ready").respond_with_json({"status": "ready"})
+    httpserver.expect_request("/account").respond_with_json({"login": 1})
+    httpserver.expect_request("/get_positions").respond_with_json([])
+    config = load_config(cfg, env={"QKT_NO_CACHE": "1"}, cwd=tmp_path)
+    parsed = parse_strategy(STRATEGY, "watch.qkt")
+    assert parsed.strategy is not None
+    return LiveSession(parsed.strategy, BrokerRegistry.from_config(config))
+
+
+async def test_a_paced_replay_leaves_the_position_poller_running(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    csv = tmp_path / "bars.csv"
+    csv.write_text(
+        "time,open,high,low,close\n"
+        "2026-03-02T10:00:00Z,1.1,1.1,1.1,1.1\n"
+        "2026-03-02T10:01:00Z,1.1,1.1,1.1,1.1\n"
+        "2026-03-02T10:02:00Z,1.1,1.1,1.1,1.1\n"
+    )
+    session = session_for(httpserver, tmp_path)
+    summary = await drive(session, ReplaySource(csv, 400.0))  # 0.15 s between rows
+    reads = sum(r.path == "/get_positions" for r, _ in httpserver.log)
+    assert reads > 5  # one at start, then every 20 ms while the replay waited
+    assert summary.fills == 0
+
+
+async def test_a_refused_start_reads_no_row(httpserver: HTTPServer, tmp_path: Path) -> None:
+    session = session_for(httpserver, tmp_path)
+    httpserver.clear()
+    httpserver.expect_request("/health/ready").respond_with_json({"status": "starting"})
+    rows_read: list[int] = []
+
+    def rows() -> Iterator[Row]:
+        rows_read.append(1)
+        yield from ()
+
+    with pytest.raises(SessionRefused) as info:
+        await drive(session, rows())
+    assert "not ready" in info.value.diagnostics[0].message
+    assert rows_read == []
