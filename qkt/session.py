@@ -22,6 +22,7 @@ from qkt.brokers.base import VenueBroker
 from qkt.brokers.composite import CompositeBroker
 from qkt.brokers.paper import PaperBroker
 from qkt.brokers.registry import BrokerRegistry
+from qkt.brokers.tags import run_stamp, session_of, session_tag
 from qkt.diagnostics import Diagnostic, error
 from qkt.dsl.ast import Strategy
 from qkt.engine.bus import EventBus
@@ -129,8 +130,16 @@ class LiveSession:
         )
         self.routes = {r.alias: r for r in self.plan.routes}
         self.runtime = Runtime(strategy, self, params)
+        # Orders to a venue carry the run in their client id: a restarted session never reuses
+        # an id (nor an Idempotency-Key) of an earlier run. Paper runs keep name-000001, so a
+        # replay prints the same output every time.
         self.orders = OrderManager(
-            self.name, self.prices, self.positions, self.clock, self._account_value
+            self.name,
+            self.prices,
+            self.positions,
+            self.clock,
+            self._account_value,
+            id_prefix=f"{self.name}-{run_stamp()}" if self.venues else None,
         )
         self._candles = {
             alias: CandleBuilder(state.symbol, state.seconds)
@@ -216,9 +225,10 @@ class LiveSession:
             raise failure
 
     def _adopt(self, recovered: Iterable[Any]) -> None:
-        """Positions a venue already holds for this session (its client ids prefix the comment)."""
+        """Positions a venue already holds for this session (its tag opens their comment)."""
+        mine = session_tag(self.name)
         for position in recovered:
-            if position.comment.startswith(f"{self.name}-"):
+            if session_of(position.comment) == mine:
                 book = self.positions.get(position.label, position.symbol)
                 book.apply(position.side, position.qty, position.price)
                 if book.qty:

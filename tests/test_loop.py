@@ -1,14 +1,17 @@
-"""The asyncio loop of a venue session: pacing never blocks the pollers; a refusal reads nothing."""
+"""A venue session on its asyncio loop: pacing never blocks the pollers, a refusal reads nothing,
+start adopts only its own positions, and every run numbers its orders afresh."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
 
 from qkt.brokers.registry import BrokerRegistry
+from qkt.brokers.tags import order_tag
 from qkt.config import load_config
 from qkt.dsl import parse_strategy
 from qkt.feeds.replay import ReplaySource, Row
@@ -69,3 +72,40 @@ async def test_a_refused_start_reads_no_row(httpserver: HTTPServer, tmp_path: Pa
         await drive(session, rows())
     assert "not ready" in info.value.diagnostics[0].message
     assert rows_read == []
+
+
+async def test_start_adopts_only_the_positions_this_session_opened(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    def position(ticket: int, comment: str, volume: str) -> dict[str, object]:
+        return {
+            "ticket": ticket,
+            "symbol": "EURUSDm",
+            "type": 0,
+            "volume": volume,
+            "price_open": "1.1",
+            "magic": 10001,
+            "comment": comment,
+        }
+
+    session = session_for(httpserver, tmp_path)
+    httpserver.clear()
+    httpserver.expect_request("/health/ready").respond_with_json({"status": "ready"})
+    httpserver.expect_request("/account").respond_with_json({"login": 1})
+    httpserver.expect_request("/get_positions").respond_with_json(
+        [
+            position(1, order_tag("watch", "watch-abc-000001"), "0.3"),  # an earlier run
+            position(2, order_tag("other", "other-000001"), "0.5"),  # another session
+            position(3, "by hand", "0.7"),
+        ]
+    )
+    await session.start()
+    assert session.positions.get("EXNESS", "EURUSD").qty == Decimal("0.3")
+    await session.aclose()
+
+
+def test_venue_sessions_number_their_orders_per_run(httpserver: HTTPServer, tmp_path: Path) -> None:
+    first, second = session_for(httpserver, tmp_path), session_for(httpserver, tmp_path)
+    a, b = first.orders.next_id(), second.orders.next_id()
+    assert a.startswith("watch-") and b.startswith("watch-") and a != b
+    assert a.endswith("-000001") and b.endswith("-000001")

@@ -20,6 +20,7 @@ RETCODE_REQUOTE = 10004
 RETCODE_INVALID_VOLUME = 10014
 RETCODE_INVALID_STOPS = 10016
 REASON_CLIENT, REASON_SL, REASON_TP = 0, 4, 5
+COMMENT_KEPT = 16  # characters of an order comment a terminal keeps
 
 
 @dataclass
@@ -162,7 +163,9 @@ class SimState:
         profit: Decimal,
         reason: int,
         order: int,
+        comment: str,
     ) -> int:
+        """Book a deal; like MT5, its comment is that of the order that made it."""
         ticket = self._next_ticket()
         now = int(time.time() * 1000)
         self.deals.append(
@@ -177,7 +180,7 @@ class SimState:
                 "price": str(price),
                 "profit": str(profit),
                 "magic": pos.magic,
-                "comment": pos.comment,
+                "comment": comment,
                 "reason": reason,
                 "time": now // 1000,
                 "time_msc": now,
@@ -212,7 +215,7 @@ class SimState:
             if wrong:
                 return 400, {"retcode": RETCODE_INVALID_STOPS, "comment": "Invalid stops"}
             magic = int(body.get("magic") or 0)
-            comment = str(body.get("comment") or "")[:25]
+            comment = str(body.get("comment") or "")[:COMMENT_KEPT]
             order = self._next_ticket()
             type_ = 0 if side == "BUY" else 1
             existing = next(
@@ -228,7 +231,9 @@ class SimState:
 
             if existing is None:
                 pos = open_position(volume)
-                deal = self._deal(pos, type_, 0, volume, price, Decimal(0), REASON_CLIENT, order)
+                deal = self._deal(
+                    pos, type_, 0, volume, price, Decimal(0), REASON_CLIENT, order, comment
+                )
             elif existing.type == type_:
                 total = existing.volume + volume
                 existing.price_open = self._round(
@@ -237,13 +242,15 @@ class SimState:
                 existing.volume = total
                 existing.sl, existing.tp = sl or existing.sl, tp or existing.tp
                 deal = self._deal(
-                    existing, type_, 0, volume, price, Decimal(0), REASON_CLIENT, order
+                    existing, type_, 0, volume, price, Decimal(0), REASON_CLIENT, order, comment
                 )
             else:
                 closing = min(volume, existing.volume)
                 profit = self._profit(existing, price, closing)
                 self.balance += profit
-                deal = self._deal(existing, type_, 1, closing, price, profit, REASON_CLIENT, order)
+                deal = self._deal(
+                    existing, type_, 1, closing, price, profit, REASON_CLIENT, order, comment
+                )
                 existing.volume -= closing
                 if existing.volume == 0:
                     del self.positions[existing.ticket]
@@ -275,7 +282,8 @@ class SimState:
             amount = pos.volume if volume is None else min(volume, pos.volume)
             profit = self._profit(pos, fill, amount)
             self.balance += profit
-            deal = self._deal(pos, 1 - pos.type, 1, amount, fill, profit, reason, ticket)
+            note = {REASON_SL: f"[sl {fill}]", REASON_TP: f"[tp {fill}]"}.get(reason, "")
+            deal = self._deal(pos, 1 - pos.type, 1, amount, fill, profit, reason, ticket, note)
             pos.volume -= amount
             if pos.volume == 0:
                 del self.positions[ticket]

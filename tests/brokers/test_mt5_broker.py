@@ -18,6 +18,7 @@ from werkzeug import Request, Response
 
 from qkt.brokers.mt5.broker import BrokerRefused, MT5Broker
 from qkt.brokers.mt5.client import GatewayClient
+from qkt.brokers.tags import order_tag
 from qkt.config import load_config
 from qkt.engine.bus import EventBus
 from qkt.engine.clock import SimulatedClock
@@ -52,7 +53,7 @@ POSITION = {
     "sl": "17000",
     "tp": "19000",
     "magic": 10005,
-    "comment": "nas-000001",
+    "comment": order_tag("nas", "nas-000001"),
 }
 
 
@@ -68,9 +69,9 @@ def make(httpserver: HTTPServer, tmp_path: Path, extra: str = "") -> tuple[MT5Br
         bus.subscribe(kind, events.append)
     prices = PriceTracker()
     client = GatewayClient(profile.values["gateway_url"], backoff_s=0.001)
-    return MT5Broker(
-        profile, bus, SimulatedClock(T0), prices, client, label="EXNESS-PERSONAL"
-    ), events
+    broker = MT5Broker(profile, bus, SimulatedClock(T0), prices, client, label="EXNESS-PERSONAL")
+    broker.absence_backoff_s = 0.001
+    return broker, events
 
 
 def request(qty: str = "0.1", side: str = "buy", cid: str = "nas-000001") -> OrderRequest:
@@ -104,7 +105,9 @@ async def test_order_goes_out_translated_with_magic_and_fills(
         0.1,
         "BUY",
     )
-    assert (body["sl"], body["tp"], body["comment"]) == (17000.0, 19000.0, "nas-000001")
+    assert (body["sl"], body["tp"], body["client_order_id"]) == (17000.0, 19000.0, "nas-000001")
+    assert body["comment"] == order_tag("nas", "nas-000001")  # 16 characters a terminal keeps
+    assert len(body["comment"]) == 16
     accepted, filled = events
     assert isinstance(accepted, OrderAccepted)
     assert (filled.symbol, filled.price, filled.qty) == (
@@ -150,6 +153,70 @@ async def test_unknown_outcome_is_resolved_from_positions_before_anything_else(
     assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled"]
     assert events[1].price == Decimal("18000.5")
     assert sum(r.path == "/order" for r, _ in httpserver.log) == 1  # never resent
+
+
+async def test_unknown_outcome_found_as_a_deal_when_it_went_into_an_existing_position(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """Netting: a buy into an open position keeps that position's comment; only the deal shows
+    the order (its comment is the order's, like MT5)."""
+    httpserver.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
+    httpserver.expect_oneshot_request("/order", method="POST").respond_with_data("", status=502)
+    httpserver.expect_request("/get_positions").respond_with_json([POSITION])
+    ours = order_tag("nas", "nas-000002")
+    httpserver.expect_request("/history_deals_get").respond_with_json(
+        {
+            "data": [
+                {"ticket": 7, "symbol": "USTECm", "magic": 10005, "price": "1", "comment": "x"},
+                {"ticket": 8, "symbol": "USTECm", "magic": 99, "price": "2", "comment": ours},
+                {
+                    "ticket": 9,
+                    "symbol": "USTECm",
+                    "magic": 10005,
+                    "entry": 0,
+                    "volume": "0.10",
+                    "price": "18010.25",
+                    "comment": ours,
+                },
+            ]
+        }
+    )
+    broker, events = make(httpserver, tmp_path)
+    await send(broker, request(cid="nas-000002"))
+    assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled"]
+    assert (events[1].price, events[1].qty) == (Decimal("18010.25"), Decimal("0.10"))
+    (query, _) = next(x for x in httpserver.log if x[0].path == "/history_deals_get")
+    assert {"from_date", "to_date"} <= set(query.args)  # a window, not the whole history
+    assert query.args["from_date"].endswith("Z") and "position" not in query.args
+
+
+async def test_an_earlier_order_of_the_session_is_not_mistaken_for_the_unknown_one(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """Three clean reads in a row before "not placed"; the session's other position (same
+    session tag, another order) does not count."""
+    httpserver.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
+    httpserver.expect_oneshot_request("/order", method="POST").respond_with_data("", status=502)
+    httpserver.expect_request("/get_positions").respond_with_json([POSITION])
+    httpserver.expect_request("/history_deals_get").respond_with_json([])
+    broker, events = make(httpserver, tmp_path)
+    await send(broker, request(cid="nas-000002"))
+    (rejected,) = events
+    assert isinstance(rejected, OrderRejected) and "not placed" in rejected.reason
+    assert sum(r.path == "/get_positions" for r, _ in httpserver.log) == 3
+    assert sum(r.path == "/order" for r, _ in httpserver.log) == 1
+
+
+async def test_a_gateway_that_echoes_client_ids_is_matched_by_them(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    httpserver.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
+    httpserver.expect_oneshot_request("/order", method="POST").respond_with_data("", status=502)
+    echoed = {**POSITION, "ticket": 43, "comment": "cut", "client_order_id": "nas-000002"}
+    httpserver.expect_request("/get_positions").respond_with_json([POSITION, echoed])
+    broker, events = make(httpserver, tmp_path)
+    await send(broker, request(cid="nas-000002"))
+    assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled"]
 
 
 async def test_unknown_outcome_that_cannot_be_read_blocks_the_symbol(

@@ -14,6 +14,7 @@ import pytest
 
 from qkt.brokers.mt5.broker import MT5Broker
 from qkt.brokers.mt5.client import GatewayClient, GatewayError
+from qkt.brokers.tags import order_tag
 from qkt.config import load_config
 from qkt.engine.bus import EventBus
 from qkt.engine.clock import SimulatedClock
@@ -44,6 +45,7 @@ async def broker(
         bus.subscribe(kind, events.append)
     client = GatewayClient(sim.url, timeout_ms=timeout_ms, backoff_s=0.001)
     b = MT5Broker(profile, bus, SimulatedClock(T0), PriceTracker(), client, label="EXNESS")
+    b.absence_backoff_s = 0.01
     await b.start()
     return b, events
 
@@ -83,7 +85,8 @@ async def test_fill_at_ask_netting_and_positions(sim: SimServer, tmp_path: Path)
     await send(b, buy("0.3", "s-000002"))
     await send(b, buy("0.1", "s-000003", side="sell"))
     (position,) = await b.client.positions(10001)
-    assert (position.volume, position.type, position.comment) == (Decimal("0.3"), 0, "s-000001")
+    assert (position.volume, position.type) == (Decimal("0.3"), 0)
+    assert position.comment == order_tag("s", "s-000001")  # the order that opened it
     received = httpx.get(f"{sim.url}/_sim/orders").json()["data"]
     assert [r["idempotency_key"] for r in received] == ["s-000001", "s-000002", "s-000003"]
 
@@ -128,6 +131,22 @@ async def test_a_dropped_answer_is_resolved_from_the_venue_not_resent(
     await send(b, buy())
     assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled"]
     assert len(sim.state.received) == 1  # sent once
+    (position,) = await b.client.positions(10001)
+    assert position.volume == Decimal("0.1")
+
+
+@pytest.mark.anyio
+async def test_a_dropped_answer_into_an_open_position_is_found_by_its_deal(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    b, events = await broker(sim, tmp_path)
+    await send(b, buy("0.2"))
+    faults(sim, drop_after_order=True)
+    await send(b, buy("0.1", "s-000002", side="sell"))  # reduces the position: no new one
+    last = events[-2:]
+    assert [type(e).__name__ for e in last] == ["OrderAccepted", "OrderFilled"]
+    assert (last[1].client_id, last[1].side, last[1].qty) == ("s-000002", "sell", Decimal("0.1"))
+    assert len(sim.state.received) == 2  # never resent
     (position,) = await b.client.positions(10001)
     assert position.volume == Decimal("0.1")
 

@@ -1,10 +1,12 @@
 """MT5Broker: the Broker protocol over an mt5-gateway, for one profile.
 
-Every order carries the profile's magic, a client order id and a comment whose first 16 characters
-identify it (gateways cut comments and do not echo client ids). Volumes are checked against the
-venue's ``symbol_info`` before anything is sent; nothing is rounded silently. An order is sent once:
-an unknown outcome (timeout after sending, 502) is resolved by reading the magic's positions for the
-order's comment before anything else may be sent for that symbol.
+Every order carries the profile's magic, its client order id and a 16-character tag as its comment
+(:mod:`qkt.brokers.tags`: gateways cut comments and do not echo client ids). Volumes are checked
+against the venue's ``symbol_info`` before anything is sent; nothing is rounded silently. An order
+is sent once: an unknown outcome (timeout after sending, 502) is resolved by looking for the order
+at the venue — a position, else a deal (on a netting account an order that adds to or closes a
+position leaves only a deal) — before anything else may be sent for that symbol. "Not placed"
+takes several clean reads in a row; a failed read keeps the symbol blocked.
 
 The engine is synchronous and the gateway is an edge: :meth:`MT5Broker.submit` hands the order to
 the running asyncio loop and returns at once; the answer comes back as events on the bus. Orders
@@ -18,11 +20,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from qkt.brokers.mt5.client import Account, GatewayClient, GatewayError, Position, SymbolInfo
+from qkt.brokers.mt5.client import (
+    Account,
+    Deal,
+    GatewayClient,
+    GatewayError,
+    Position,
+    SymbolInfo,
+)
 from qkt.brokers.mt5.symbols import from_broker_symbol, to_broker_symbol
+from qkt.brokers.tags import TAG_LENGTH, order_tag
 from qkt.diagnostics import Diagnostic, error
 from qkt.engine.events import (
     OrderAccepted,
@@ -34,7 +45,7 @@ from qkt.engine.events import (
 from qkt.errors import QktError
 
 TRADE_MODES = {0: "demo", 1: "contest", 2: "real"}
-COMMENT_KEY = 16  # characters of a comment that survive every gateway and terminal
+ABSENCE_CHECKS = 3  # clean reads in a row before an order of unknown outcome counts as not placed
 
 
 class BrokerRefused(QktError):
@@ -45,6 +56,7 @@ class BrokerRefused(QktError):
 class _Unresolved:
     request: OrderRequest
     broker_symbol: str
+    tag: str
 
 
 @dataclass
@@ -100,6 +112,8 @@ class MT5Broker:
         self._locks: dict[str, asyncio.Lock] = {}  # broker symbol -> one order at a time
         self._inflight: set[asyncio.Task[None]] = set()
         self._failures: list[BaseException] = []
+        self._owners: dict[int, str] = {}  # ticket -> client id of the order that opened it
+        self.absence_backoff_s = 0.2  # between the reads that confirm "not placed"
 
     # ------------------------------------------------------------ start-up
     async def start(self) -> None:
@@ -217,13 +231,14 @@ class MT5Broker:
         problem = _volume_problem(request.qty, info)
         if problem:
             return self._reject(request, f"{symbol}: {problem}")
+        tag = order_tag(request.strategy, request.client_id)
         outcome = await self.client.order(
             symbol=symbol,
             side=request.side,
             volume=request.qty,
             magic=self.magic,
             client_order_id=request.client_id,
-            comment=request.client_id[:25],
+            comment=tag,
             deviation=self.deviation,
             sl=request.stop_loss,
             tp=request.take_profit,
@@ -231,7 +246,7 @@ class MT5Broker:
         if outcome.status == "rejected":
             return self._reject(request, outcome.message or "rejected by the venue")
         if outcome.status == "unknown":
-            self._unresolved[symbol] = _Unresolved(request, symbol)
+            self._unresolved[symbol] = _Unresolved(request, symbol, tag)
             if not await self._resolve(symbol):
                 unknown = OrderUnknown(
                     request.client_id,
@@ -246,17 +261,18 @@ class MT5Broker:
         accepted = OrderAccepted(request.client_id, self.name, self.clock.now())
         self.bus.publish(accepted)
         result = outcome.result
-        self._remember(symbol, request, result.order, result.price)
+        self._remember(symbol, request, tag, result.order, result.price)
         self._fill(request, result.price, result.volume or request.qty)
         return accepted
 
     def _remember(
-        self, symbol: str, request: OrderRequest, ticket: int, price: Decimal | None
+        self, symbol: str, request: OrderRequest, tag: str, ticket: int, price: Decimal | None
     ) -> None:
         """A new position's ticket (the order's), so the poller notices when the venue closes it.
         On a netting account an order into an existing position keeps that position's ticket."""
         if not ticket or any(p.symbol == symbol for p in self._book.tickets.values()):
             return
+        self._owners[ticket] = request.client_id
         self._book.tickets[ticket] = Position(
             ticket=ticket,
             symbol=symbol,
@@ -264,7 +280,7 @@ class MT5Broker:
             volume=request.qty,
             price_open=price or Decimal(0),
             magic=self.magic,
-            comment=request.client_id[:25],
+            comment=tag,
         )
 
     def _fill(self, request: OrderRequest, price: Decimal | None, qty: Decimal) -> None:
@@ -285,24 +301,69 @@ class MT5Broker:
         )
 
     async def _resolve(self, broker_symbol: str) -> bool:
-        """Ask the venue whether the order of unknown outcome exists; True once it is settled."""
+        """Ask the venue whether the order of unknown outcome was placed; True once settled.
+
+        Found as a position or a deal: it was placed, at that price. Absent from
+        :data:`ABSENCE_CHECKS` clean reads in a row (the terminal may still be working on it):
+        it was not. Any failed read: still unknown, and the symbol stays blocked."""
         pending = self._unresolved[broker_symbol]
-        key = pending.request.client_id[:COMMENT_KEY]
-        try:
-            positions = await self.client.positions(self.magic)
-        except GatewayError:
-            return False
-        match = next((p for p in positions if p.comment[:COMMENT_KEY] == key), None)
+        found: Position | Deal | None = None
+        for check in range(ABSENCE_CHECKS):
+            if check:
+                await asyncio.sleep(self.absence_backoff_s * check)
+            try:
+                found = await self._find(pending)
+            except GatewayError:
+                return False
+            if found is not None:
+                break
         del self._unresolved[broker_symbol]
-        if match is None:
+        request = pending.request
+        if found is None:
             self._reject(
-                pending.request, "the venue has no position for this order: it was not placed"
+                request,
+                f"the venue shows no position or deal for this order after {ABSENCE_CHECKS} "
+                "reads: it was not placed",
             )
             return True
-        self._book.tickets[match.ticket] = match
-        self.bus.publish(OrderAccepted(pending.request.client_id, self.name, self.clock.now()))
-        self._fill(pending.request, match.price_open, match.volume)
+        if isinstance(found, Position):
+            self._owners.setdefault(found.ticket, request.client_id)
+            self._book.tickets.setdefault(found.ticket, found)
+            price, qty = found.price_open, found.volume
+        else:
+            price, qty = found.price, found.volume or request.qty
+        self.bus.publish(OrderAccepted(request.client_id, self.name, self.clock.now()))
+        self._fill(request, price, qty)
         return True
+
+    async def _find(self, pending: _Unresolved) -> Position | Deal | None:
+        """The order at the venue: a position it opened, else a deal it made (on a netting
+        account an order into an existing position leaves only a deal)."""
+        cid = pending.request.client_id
+
+        def ours(row: Position | Deal) -> bool:
+            if row.client_order_id:  # a gateway that echoes client ids: exact
+                return row.client_order_id == cid
+            return row.comment[:TAG_LENGTH] == pending.tag
+
+        positions = await self.client.positions(self.magic)
+        position = next(
+            (p for p in positions if p.symbol == pending.broker_symbol and ours(p)), None
+        )
+        if position is not None:
+            return position  # it opened this position (an order into one keeps its comment)
+        now = datetime.now(UTC)  # deals are stamped by the venue's clock, not the session's
+        zone = getattr(self.profile, "time_zone", lambda: None)() or UTC
+        since, until = (now + timedelta(days=d) for d in (-1, 1))
+        deals = await self.client.deals(_server_time(since, zone), _server_time(until, zone))
+        return next(
+            (
+                d
+                for d in reversed(deals)
+                if d.magic == self.magic and d.symbol == pending.broker_symbol and ours(d)
+            ),
+            None,
+        )
 
     # ------------------------------------------------------------ position poller
     async def poll(self) -> int:
@@ -330,7 +391,7 @@ class MT5Broker:
             reason = {4: "stop_loss", 5: "take_profit"}.get(closing.reason, "market")
             self.bus.publish(
                 OrderFilled(
-                    position.comment or f"{self.name}-{ticket}",
+                    self._owners.pop(ticket, "") or f"{self.name}-{ticket}",
                     self.name,
                     self.label,
                     self._qkt_symbol(position.symbol),
@@ -382,6 +443,11 @@ def account_mismatches(profile: str, url: str, values: Any, account: Account) ->
                 )
             )
     return found
+
+
+def _server_time(moment: datetime, zone: Any) -> str:
+    """A UTC instant as the venue's wall clock, in the format gateways expect for deal queries."""
+    return moment.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _volume_problem(qty: Decimal, info: SymbolInfo) -> str | None:

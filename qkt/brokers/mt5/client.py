@@ -77,6 +77,7 @@ class Position(_Wire):
     profit: Decimal = Decimal(0)
     magic: int = 0
     comment: str = ""
+    client_order_id: str = ""  # echoed by some gateways only
     time_msc: int = 0
 
 
@@ -92,6 +93,7 @@ class Deal(_Wire):
     profit: Decimal = Decimal(0)
     magic: int = 0
     comment: str = ""
+    client_order_id: str = ""  # echoed by some gateways only
     reason: int = 0
     time: int = 0
     time_msc: int = 0
