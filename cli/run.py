@@ -166,9 +166,7 @@ def _venue_rows(session: Any) -> Any:
     """Live quotes from the venues the streams route to (MT5 gateways), until Ctrl-C."""
     from qkt.feeds.venue import VenueQuotes
 
-    quotes = VenueQuotes(
-        session, on_error=lambda message: output.echo(f"warning: {message}", err=True)
-    )
+    quotes = VenueQuotes(session)
     if quotes.empty:
         raise typer.BadParameter(
             "no stream routes to a venue with quotes (MT5): pass --replay CSV",
@@ -224,6 +222,7 @@ class _Printer:
             OrderRejected,
             OrderRequest,
             OrderUnknown,
+            VenueNotice,
         )
 
         if isinstance(event, OrderRequest):
@@ -293,6 +292,15 @@ class _Printer:
                 "message": event.message,
             }
             self._emit(data, f"{data['time']}  log       {event.level}: {event.message}")
+        elif isinstance(event, VenueNotice):
+            data = {
+                "event": "venue",
+                "time": _iso(event.time),
+                "broker": event.broker,
+                "level": event.level,
+                "message": event.message,
+            }
+            self._emit(data, f"{data['time']}  {event.level:9} {event.broker}: {event.message}")
         elif isinstance(event, OrderAccepted):
             return
 

@@ -37,6 +37,7 @@ from qkt.engine.events import (
     OrderRequest,
     OrderUnknown,
     Tick,
+    VenueNotice,
 )
 from qkt.engine.intents import CloseIntent, Intent, LogIntent, OrderIntent
 from qkt.engine.orders import OrderManager
@@ -152,6 +153,7 @@ class LiveSession:
         self.bus.subscribe(OrderRejected, self._on_rejected)
         self.bus.subscribe(OrderAccepted, self.on_event)
         self.bus.subscribe(OrderUnknown, self.on_event)
+        self.bus.subscribe(VenueNotice, self.on_event)
 
     # ------------------------------------------------------------ brokers
     def _build_brokers(self, registry: BrokerRegistry, paper_only: bool) -> dict[str, Any]:

@@ -106,3 +106,13 @@ class LogEvent:
     level: str
     message: str
     time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class VenueNotice:
+    """A venue stopped answering (``warning``) or answers again (``info``): visible, never fatal."""
+
+    broker: str
+    level: Literal["warning", "info"]
+    message: str
+    time: datetime

@@ -2,18 +2,20 @@
 
 For every MT5 route of a session, ``/symbol_info_tick/{broker symbol}`` is polled every
 ``tick_poll_interval_ms`` of its profile; each new quote becomes a tick row for that label's
-streams. A failed read produces nothing (the previous quote stands) and is reported once per outage.
+streams. A failed read produces nothing (the previous quote stands); an outage is said on the
+session's bus when it starts and when it ends (:class:`~qkt.engine.events.VenueNotice`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from qkt.brokers.mt5.client import GatewayError
+from qkt.brokers.notices import Outage
 from qkt.engine.events import Tick
 from qkt.feeds.replay import Row
 
@@ -25,14 +27,13 @@ class _Poll:
     broker_symbol: str
     broker: Any
     every_s: float
+    outage: Outage
     last_msc: int = -1
-    failing: bool = False
 
 
 class VenueQuotes:
-    def __init__(self, session: Any, *, on_error: Callable[[str], None] | None = None) -> None:
+    def __init__(self, session: Any) -> None:
         self._polls: list[_Poll] = []
-        self._on_error = on_error or (lambda message: None)
         seen: set[tuple[str, str]] = set()
         for route in session.plan.routes:
             broker = session.venues.get(route.profile)
@@ -43,7 +44,12 @@ class VenueQuotes:
                 continue
             seen.add(key)
             every = int(broker.profile.values.get("tick_poll_interval_ms") or 1000) / 1000
-            self._polls.append(_Poll(route.label, route.symbol, route.broker_symbol, broker, every))
+            outage = Outage(
+                session.bus, session.clock, broker.name, f"quotes of {route.broker_symbol}"
+            )
+            self._polls.append(
+                _Poll(route.label, route.symbol, route.broker_symbol, broker, every, outage)
+            )
 
     @property
     def empty(self) -> bool:
@@ -82,11 +88,9 @@ class VenueQuotes:
         try:
             quote = await poll.broker.client.quote(poll.broker_symbol)
         except GatewayError as exc:
-            if not poll.failing:
-                self._on_error(exc.diagnostics[0].message)
-            poll.failing = True
+            poll.outage.failed(exc.diagnostics[0].message)
             return None
-        poll.failing = False
+        poll.outage.answered()
         if quote.time_msc and quote.time_msc == poll.last_msc:
             return None  # no new quote since the last read
         poll.last_msc = quote.time_msc

@@ -28,6 +28,7 @@ from qkt.engine.events import (
     OrderRejected,
     OrderRequest,
     OrderUnknown,
+    VenueNotice,
 )
 from qkt.engine.prices import PriceTracker
 from tests.conftest import send
@@ -261,7 +262,10 @@ async def test_poller_turns_a_vanished_ticket_into_its_closing_fill(
     httpserver.expect_oneshot_request("/get_positions").respond_with_data("oops", status=500)
     httpserver.expect_oneshot_request("/get_positions").respond_with_data("oops", status=500)
     httpserver.expect_oneshot_request("/get_positions").respond_with_data("oops", status=500)
+    notices: list[VenueNotice] = []
+    broker.bus.subscribe(VenueNotice, notices.append)
     assert await broker.poll() == 0 and events == []  # a failed read is not "flat"
+    assert [n.level for n in notices] == ["warning"] and "magic 10005" in notices[0].message
     httpserver.expect_request("/get_positions").respond_with_json({"data": []})
     httpserver.expect_request("/history_deals_get").respond_with_json(
         {
@@ -279,6 +283,9 @@ async def test_poller_turns_a_vanished_ticket_into_its_closing_fill(
         }
     )
     assert await broker.poll() == 1
+    assert [n.level for n in notices] == ["warning", "info"]  # said once, and when it ended
+    deals = next(r for r, _ in httpserver.log if r.path == "/history_deals_get")
+    assert deals.args["position"] == "42" and deals.args["from_date"] < deals.args["to_date"]
     (fill,) = events
     assert (fill.side, fill.price, fill.reason, fill.symbol) == (
         "sell",

@@ -13,6 +13,7 @@ from qkt.brokers.registry import BrokerRegistry
 from qkt.config import load_config
 from qkt.dsl import parse_strategy
 from qkt.engine.clock import WallClock
+from qkt.engine.events import VenueNotice
 from qkt.feeds.venue import VenueQuotes
 from qkt.session import LiveSession
 
@@ -51,20 +52,26 @@ async def test_quotes_are_polled_per_route_and_failures_reported_once(
     parsed = parse_strategy(STRATEGY, "v.qkt")
     assert parsed.strategy is not None
     session = LiveSession(parsed.strategy, BrokerRegistry.from_config(config), clock=WallClock())
-    errors: list[str] = []
+    notices: list[VenueNotice] = []
+    session.bus.subscribe(VenueNotice, notices.append)
     rows = []
-    async with contextlib.aclosing(VenueQuotes(session, on_error=errors.append).rows()) as source:
-        async for row in source:
-            rows.append(row)
-            if len(rows) == 2:
-                break
+    async with contextlib.aclosing(VenueQuotes(session).rows()) as source:
+        rows += [await anext(source), await anext(source)]
         await asyncio.sleep(0.2)  # the poller keeps reading: every read now fails
+        httpserver.expect_request("/symbol_info_tick/EURUSDm").respond_with_json(
+            {"symbol": "EURUSDm", "bid": "1.1020", "ask": "1.1022", "time_msc": 3000}
+        )
+        rows.append(await anext(source))  # the gateway answers again
     assert [(r.label, r.symbol, r.tick.bid if r.tick else None) for r in rows] == [
         ("EXNESS", "EURUSD", 1.1),
         ("EXNESS", "EURUSD", 1.101),  # the repeated quote (same time_msc) is not a new row
+        ("EXNESS", "EURUSD", 1.102),
     ]
-    ticks = sum(r.path == "/symbol_info_tick/EURUSDm" for r, _ in httpserver.log)
-    assert ticks > 5  # it kept polling through the outage ...
-    assert len(errors) == 1 and "symbol_info_tick" in errors[0]  # ... and said so once
+    failed = sum(
+        r.path == "/symbol_info_tick/EURUSDm" and s.status_code == 500 for r, s in httpserver.log
+    )
+    assert failed > 5  # it kept polling through the outage ...
+    assert [(n.level, n.broker) for n in notices] == [("warning", "exness"), ("info", "exness")]
+    assert "quotes of EURUSDm cannot be read" in notices[0].message  # ... and said so once
     session.on_row(rows[1])
     assert session.prices.quote("EXNESS", "EURUSD", "buy") is not None

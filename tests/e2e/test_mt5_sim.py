@@ -127,8 +127,9 @@ def test_live_run_trades_on_venue_quotes_and_hears_the_venue_close_it(
     simulator: str, tmp_path: Path
 ) -> None:
     """Venue quotes, order dispatch and the position poller share one loop: the session buys on
-    the gateway's own prices, the gateway's stop closes the position, the poller brings that fill
-    back, and Ctrl-C stops with the summary."""
+    the gateway's own prices, rides out an outage (said once, and when it ends), the gateway's
+    stop closes the position, the poller brings that fill back, and Ctrl-C stops with the
+    summary."""
     config = tmp_path / "qkt.config.yaml"
     config.write_text(
         "market_data:\n  source: venue\nbrokers:\n  exness:\n"
@@ -147,27 +148,32 @@ def test_live_run_trades_on_venue_quotes_and_hears_the_venue_close_it(
     reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout or ()])
     reader.start()
 
-    def next_fill(reason: str) -> dict[str, str]:
+    def next_event(what: str, **fields: str) -> dict[str, str]:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
                 event = json.loads(lines.get(timeout=1))
             except queue.Empty:
                 continue
-            if event["event"] == "fill" and event["reason"] == reason:
+            if event["event"] == what and all(event.get(k) == v for k, v in fields.items()):
                 return event  # type: ignore[no-any-return]
         proc.kill()
-        pytest.fail(f"no {reason} fill: {proc.communicate()[1]}")
+        pytest.fail(f"no {what} {fields}: {proc.communicate()[1]}")
 
     try:
-        entry = next_fill("market")
+        entry = next_event("fill", reason="market")
         assert (entry["side"], entry["route"], entry["qty"]) == ("buy", "exness", "0.1")
+        # The gateway answers 503 for a while: said once, and again when it answers.
+        httpx.post(f"{simulator}/_sim/faults", json={"status_5xx": 15}).raise_for_status()
+        down = next_event("venue", level="warning")
+        assert down["broker"] == "exness" and "cannot be read" in down["message"]
+        next_event("venue", level="info")
         price = Decimal(entry["price"]) * Decimal("0.95")  # well through the 1% stop
         httpx.post(
             f"{simulator}/_sim/quote",
             json={"symbol": "EURUSDm", "bid": str(price), "ask": str(price + Decimal("0.0002"))},
         ).raise_for_status()
-        stop = next_fill("stop_loss")
+        stop = next_event("fill", reason="stop_loss")
         assert (stop["side"], stop["client_id"]) == ("sell", entry["client_id"])
     finally:
         proc.send_signal(signal.SIGINT)

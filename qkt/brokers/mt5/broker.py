@@ -33,6 +33,7 @@ from qkt.brokers.mt5.client import (
     SymbolInfo,
 )
 from qkt.brokers.mt5.symbols import from_broker_symbol, to_broker_symbol
+from qkt.brokers.notices import Outage
 from qkt.brokers.tags import TAG_LENGTH, order_tag
 from qkt.diagnostics import Diagnostic, error
 from qkt.engine.events import (
@@ -45,6 +46,7 @@ from qkt.engine.events import (
 from qkt.errors import QktError
 
 TRADE_MODES = {0: "demo", 1: "contest", 2: "real"}
+DAY = timedelta(days=1)
 ABSENCE_CHECKS = 3  # clean reads in a row before an order of unknown outcome counts as not placed
 
 
@@ -114,6 +116,7 @@ class MT5Broker:
         self._failures: list[BaseException] = []
         self._owners: dict[int, str] = {}  # ticket -> client id of the order that opened it
         self.absence_backoff_s = 0.2  # between the reads that confirm "not placed"
+        self._positions_outage = Outage(bus, clock, self.name, f"positions of magic {self.magic}")
 
     # ------------------------------------------------------------ start-up
     async def start(self) -> None:
@@ -281,6 +284,7 @@ class MT5Broker:
             price_open=price or Decimal(0),
             magic=self.magic,
             comment=tag,
+            time_msc=int(datetime.now(UTC).timestamp() * 1000),
         )
 
     def _fill(self, request: OrderRequest, price: Decimal | None, qty: Decimal) -> None:
@@ -352,10 +356,7 @@ class MT5Broker:
         )
         if position is not None:
             return position  # it opened this position (an order into one keeps its comment)
-        now = datetime.now(UTC)  # deals are stamped by the venue's clock, not the session's
-        zone = getattr(self.profile, "time_zone", lambda: None)() or UTC
-        since, until = (now + timedelta(days=d) for d in (-1, 1))
-        deals = await self.client.deals(_server_time(since, zone), _server_time(until, zone))
+        deals = await self.client.deals(*self._deal_window())
         return next(
             (
                 d
@@ -365,6 +366,16 @@ class MT5Broker:
             None,
         )
 
+    def _deal_window(self, since_ms: int = 0) -> tuple[str, str]:
+        """``from_date``/``to_date`` around now (from ``since_ms`` when known), padded by a day on
+        both sides, on the venue's wall clock: deals carry the venue's time, not the session's."""
+        now = datetime.now(UTC)
+        since = datetime.fromtimestamp(since_ms / 1000, UTC) if since_ms else now
+        zone = getattr(self.profile, "time_zone", lambda: None)() or UTC
+        fmt = "%Y-%m-%dT%H:%M:%SZ"  # the venue's wall clock, written as gateways expect
+        start, end = min(since, now) - DAY, now + DAY
+        return start.astimezone(zone).strftime(fmt), end.astimezone(zone).strftime(fmt)
+
     # ------------------------------------------------------------ position poller
     async def poll(self) -> int:
         """Diff the magic's positions against the last snapshot; a ticket that disappeared was
@@ -372,16 +383,16 @@ class MT5Broker:
         A failed read changes nothing. Returns the number of fills emitted."""
         try:
             current = {p.ticket: p for p in await self.client.positions(self.magic)}
-        except GatewayError:
+        except GatewayError as exc:
+            self._positions_outage.failed(exc.diagnostics[0].message)
             return 0
+        self._positions_outage.answered()
         emitted = 0
         for ticket, position in list(self._book.tickets.items()):
             if ticket in current:
                 continue
             try:
-                deals = await self.client.deals(
-                    "1970-01-01T00:00:00", "2100-01-01T00:00:00", ticket
-                )
+                deals = await self.client.deals(*self._deal_window(position.time_msc), ticket)
             except GatewayError:
                 continue  # try again on the next poll: nothing is assumed
             closing = next((d for d in reversed(deals) if d.entry in (1, 2)), None)
@@ -443,11 +454,6 @@ def account_mismatches(profile: str, url: str, values: Any, account: Account) ->
                 )
             )
     return found
-
-
-def _server_time(moment: datetime, zone: Any) -> str:
-    """A UTC instant as the venue's wall clock, in the format gateways expect for deal queries."""
-    return moment.astimezone(zone).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _volume_problem(qty: Decimal, info: SymbolInfo) -> str | None:
