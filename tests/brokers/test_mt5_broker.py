@@ -378,3 +378,36 @@ async def test_stopping_while_an_order_is_in_flight_waits_for_its_answer(
     await broker.aclose()  # ... the order is not abandoned: its answer still arrives
     assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled"]
     assert sum(r.path == "/order" for r, _ in threaded.log) == 1
+
+
+async def test_a_close_during_a_slow_poll_is_reported_once(
+    threaded: HTTPServer, tmp_path: Path
+) -> None:
+    calls: list[int] = []
+
+    def positions(req: Request) -> Response:
+        calls.append(1)
+        if len(calls) == 2:  # the poll's read: slow, and taken before the close
+            time.sleep(0.3)
+        rows = [POSITION] if len(calls) <= 2 else []
+        return Response(json.dumps(rows), content_type="application/json")
+
+    threaded.expect_request("/health/ready").respond_with_json({"status": "ready"})
+    threaded.expect_request("/account").respond_with_json({"login": 1})
+    threaded.expect_request("/get_positions").respond_with_handler(positions)
+    threaded.expect_request("/close_position", method="POST").respond_with_json(
+        {"result": {"retcode": 10009, "order": 42, "price": "18100", "volume": "0.10"}}
+    )
+    threaded.expect_request("/history_deals_get").respond_with_json(
+        [{"ticket": 10, "position_id": 42, "entry": 1, "volume": "0.10", "price": "18100"}]
+    )
+    broker, events = make(threaded, tmp_path)
+    await broker.start()
+    polling = asyncio.create_task(broker.poll())
+    await asyncio.sleep(0.1)  # the poll is waiting for its snapshot, which still has 42
+    broker.close_position("EXNESS-PERSONAL", "NAS100")
+    await broker.settle()
+    assert await polling == 0
+    assert await broker.poll() == 0
+    fills = [e for e in events if isinstance(e, OrderFilled)]
+    assert [(f.side, f.price) for f in fills] == [("sell", Decimal("18100"))]

@@ -274,3 +274,22 @@ def test_quotes_can_follow_a_replay_file() -> None:
     eur_close = next(line for line in first if line.endswith(",EURUSD")).split(",")[4]
     assert (eur_bid + eur_ask) / 2 == Decimal(eur_close)
     assert gold_bid < gold_ask
+
+
+@pytest.mark.anyio
+async def test_close_position_is_reported_like_an_order(sim: SimServer, tmp_path: Path) -> None:
+    b, events = await broker(sim, tmp_path)
+    await send(b, buy("0.2"))
+    bid, _, _ = sim.state.quotes["EURUSDm"]
+    b.close_position("EXNESS", "EURUSD")
+    await b.settle()
+    close = events[-1]
+    assert isinstance(close, OrderFilled)
+    assert (close.side, close.qty, close.price, close.symbol) == (
+        "sell",
+        Decimal("0.2"),
+        bid,
+        "EURUSD",
+    )
+    assert await b.client.positions(10001) == []
+    assert await b.poll() == 0  # the venue's closing deal is not reported a second time

@@ -34,7 +34,7 @@ from qkt.brokers.mt5.client import (
 )
 from qkt.brokers.mt5.symbols import from_broker_symbol, to_broker_symbol
 from qkt.brokers.notices import Outage
-from qkt.brokers.tags import TAG_LENGTH, order_tag
+from qkt.brokers.tags import TAG_LENGTH, order_tag, run_stamp
 from qkt.diagnostics import Diagnostic, error
 from qkt.engine.events import (
     OrderAccepted,
@@ -115,6 +115,7 @@ class MT5Broker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._failures: list[BaseException] = []
         self._owners: dict[int, str] = {}  # ticket -> client id of the order that opened it
+        self._closed: set[int] = set()  # tickets seen closed: never taken back into the book
         self.absence_backoff_s = 0.2  # between the reads that confirm "not placed"
         self._positions_outage = Outage(bus, clock, self.name, f"positions of magic {self.magic}")
 
@@ -398,11 +399,12 @@ class MT5Broker:
             closing = next((d for d in reversed(deals) if d.entry in (1, 2)), None)
             if closing is None:
                 continue
-            del self._book.tickets[ticket]
+            owner = self._owners.get(ticket) or f"{self.name}-{ticket}"
+            self._forget(ticket)
             reason = {4: "stop_loss", 5: "take_profit"}.get(closing.reason, "market")
             self.bus.publish(
                 OrderFilled(
-                    self._owners.pop(ticket, "") or f"{self.name}-{ticket}",
+                    owner,
                     self.name,
                     self.label,
                     self._qkt_symbol(position.symbol),
@@ -415,21 +417,59 @@ class MT5Broker:
             )
             emitted += 1
         for ticket, position in current.items():
-            self._book.tickets.setdefault(ticket, position)
+            # Fresh volumes and prices; never a ticket closed while this snapshot was read
+            # (it would be reported closed a second time on the next poll).
+            if ticket not in self._closed:
+                self._book.tickets[ticket] = position
         return emitted
+
+    def _forget(self, ticket: int) -> None:
+        """A position that is closed at the venue: tickets are never reused."""
+        self._book.tickets.pop(ticket, None)
+        self._owners.pop(ticket, None)
+        self._closed.add(ticket)
 
     def cancel(self, client_id: str) -> bool:
         return False  # market orders only: nothing rests at the venue
 
     def close_position(self, label: str, symbol: str) -> None:
-        """Close the venue's positions of ``symbol`` (in the order queue of that symbol)."""
+        """Close the venue's positions of ``symbol`` by ticket (right on hedging accounts too), in
+        that symbol's order queue. Each close is reported like an order: a fill at the venue's
+        price, a rejection, or an unknown outcome the poller settles from the closing deal."""
         self._spawn(self._close(self.broker_symbol(symbol)))
 
     async def _close(self, broker_symbol: str) -> None:
         async with self._lock(broker_symbol):
             for ticket, position in list(self._book.tickets.items()):
                 if position.symbol == broker_symbol:
-                    await self.client.close_position(ticket, f"{self.name}-close-{ticket}")
+                    await self._close_ticket(ticket, position)
+
+    async def _close_ticket(self, ticket: int, position: Position) -> None:
+        client_id = f"{self.name}-close-{ticket}-{run_stamp()}"  # a fresh key for every try
+        outcome = await self.client.close_position(ticket, client_id)
+        now = self.clock.now()
+        if outcome.status == "rejected":
+            self.bus.publish(OrderRejected(client_id, self.name, outcome.message, now))
+            return
+        if outcome.status == "unknown":
+            reason = f"close of ticket {ticket}: outcome unknown ({outcome.message})"
+            self.bus.publish(OrderUnknown(client_id, self.name, reason, now))
+            return  # still in the book: the poller reports the close if it happened
+        self._forget(ticket)
+        result = outcome.result
+        self.bus.publish(OrderAccepted(client_id, self.name, now))
+        self.bus.publish(
+            OrderFilled(
+                client_id,
+                self.name,
+                self.label,
+                self._qkt_symbol(position.symbol),
+                "sell" if position.type == 0 else "buy",
+                result.volume or position.volume,
+                result.price or position.price_current or position.price_open,
+                now,
+            )
+        )
 
 
 def trade_mode(account: Account) -> str:
