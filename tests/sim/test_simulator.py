@@ -293,3 +293,36 @@ async def test_close_position_is_reported_like_an_order(sim: SimServer, tmp_path
     )
     assert await b.client.positions(10001) == []
     assert await b.poll() == 0  # the venue's closing deal is not reported a second time
+
+
+@pytest.mark.anyio
+async def test_an_order_that_closes_or_reverses_a_position_is_not_reported_twice(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    """Netting: a sell against a long closes (or reverses) it at the venue; the sell's own fill
+    told the session, so the poller must not report the vanished ticket as a venue-side exit."""
+    b, events = await broker(sim, tmp_path)
+    await send(b, buy("0.2"))
+    await send(b, buy("0.2", "s-000002", side="sell"))  # flat
+    assert await b.poll() == 0
+    await send(b, buy("0.2", "s-000003"))
+    await send(b, buy("0.5", "s-000004", side="sell"))  # reversed: short 0.3
+    assert await b.poll() == 0
+    fills = [(e.client_id, e.side, e.qty) for e in events if isinstance(e, OrderFilled)]
+    assert fills == [
+        ("s-000001", "buy", Decimal("0.2")),
+        ("s-000002", "sell", Decimal("0.2")),
+        ("s-000003", "buy", Decimal("0.2")),
+        ("s-000004", "sell", Decimal("0.5")),
+    ]
+    # The short that is left is still watched: its stop at the venue is reported.
+    (short,) = await b.client.positions(10001)
+    assert (short.type, short.volume) == (1, Decimal("0.3"))
+    await b.client.modify_sl_tp(short.ticket, Decimal("1.2"), None, "k-sl")
+    httpx.post(f"{sim.url}/_sim/quote", json={"symbol": "EURUSDm", "bid": "1.2", "ask": "1.2"})
+    assert await b.poll() == 1
+    assert (events[-1].side, events[-1].qty, events[-1].reason) == (
+        "buy",
+        Decimal("0.3"),
+        "stop_loss",
+    )

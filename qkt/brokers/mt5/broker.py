@@ -115,7 +115,10 @@ class MT5Broker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._failures: list[BaseException] = []
         self._owners: dict[int, str] = {}  # ticket -> client id of the order that opened it
-        self._closed: set[int] = set()  # tickets seen closed: never taken back into the book
+        # Tickets this broker saw closed, with the moment (a counter) it did: a poll snapshot read
+        # before that moment must not take them back into the book.
+        self._closed: dict[int, int] = {}
+        self._moment = 0
         self.absence_backoff_s = 0.2  # between the reads that confirm "not placed"
         self._positions_outage = Outage(bus, clock, self.name, f"positions of magic {self.magic}")
 
@@ -265,23 +268,43 @@ class MT5Broker:
         accepted = OrderAccepted(request.client_id, self.name, self.clock.now())
         self.bus.publish(accepted)
         result = outcome.result
-        self._remember(symbol, request, tag, result.order, result.price)
-        self._fill(request, result.price, result.volume or request.qty)
+        qty = result.volume or request.qty
+        self._track(symbol, request, tag, result.order, result.price, qty)
+        self._fill(request, result.price, qty)
         return accepted
 
-    def _remember(
-        self, symbol: str, request: OrderRequest, tag: str, ticket: int, price: Decimal | None
+    def _track(
+        self,
+        symbol: str,
+        request: OrderRequest,
+        tag: str,
+        ticket: int,
+        price: Decimal | None,
+        qty: Decimal,
     ) -> None:
-        """A new position's ticket (the order's), so the poller notices when the venue closes it.
-        On a netting account an order into an existing position keeps that position's ticket."""
-        if not ticket or any(p.symbol == symbol for p in self._book.tickets.values()):
+        """Keep the book in step with a fill of ours (netting: one position per symbol), so the
+        poller reports only what the venue did: an order of ours that closes a position has told
+        the session already, and the ticket it closed must not come back as a venue-side exit.
+        A new position's ticket is the order's; an order into a position keeps that position's."""
+        side = 0 if request.side == "buy" else 1
+        held = next((p for p in self._book.tickets.values() if p.symbol == symbol), None)
+        if held is not None and held.type == side:
+            held.volume += qty
+            return
+        if held is not None:
+            if qty < held.volume:
+                held.volume -= qty
+                return
+            self._forget(held.ticket)
+            qty -= held.volume  # reversed through flat: the rest is a new position
+        if not ticket or not qty:
             return
         self._owners[ticket] = request.client_id
         self._book.tickets[ticket] = Position(
             ticket=ticket,
             symbol=symbol,
-            type=0 if request.side == "buy" else 1,
-            volume=request.qty,
+            type=side,
+            volume=qty,
             price_open=price or Decimal(0),
             magic=self.magic,
             comment=tag,
@@ -331,12 +354,11 @@ class MT5Broker:
                 "reads: it was not placed",
             )
             return True
-        if isinstance(found, Position):
-            self._owners.setdefault(found.ticket, request.client_id)
-            self._book.tickets.setdefault(found.ticket, found)
-            price, qty = found.price_open, found.volume
-        else:
-            price, qty = found.price, found.volume or request.qty
+        if isinstance(found, Position):  # the position it opened
+            price, qty, ticket = found.price_open, found.volume, found.ticket
+        else:  # the deal it made (netting: it may have added to or closed a position)
+            price, qty, ticket = found.price, found.volume or request.qty, found.order
+        self._track(broker_symbol, request, pending.tag, ticket, price, qty)
         self.bus.publish(OrderAccepted(request.client_id, self.name, self.clock.now()))
         self._fill(request, price, qty)
         return True
@@ -382,6 +404,7 @@ class MT5Broker:
         """Diff the magic's positions against the last snapshot; a ticket that disappeared was
         closed at the venue (SL, TP or by hand): emit its closing fill with the exact deal price.
         A failed read changes nothing. Returns the number of fills emitted."""
+        read_at = self._moment
         try:
             current = {p.ticket: p for p in await self.client.positions(self.magic)}
         except GatewayError as exc:
@@ -419,7 +442,7 @@ class MT5Broker:
         for ticket, position in current.items():
             # Fresh volumes and prices; never a ticket closed while this snapshot was read
             # (it would be reported closed a second time on the next poll).
-            if ticket not in self._closed:
+            if self._closed.get(ticket, 0) <= read_at:
                 self._book.tickets[ticket] = position
         return emitted
 
@@ -427,7 +450,8 @@ class MT5Broker:
         """A position that is closed at the venue: tickets are never reused."""
         self._book.tickets.pop(ticket, None)
         self._owners.pop(ticket, None)
-        self._closed.add(ticket)
+        self._moment += 1
+        self._closed[ticket] = self._moment
 
     def cancel(self, client_id: str) -> bool:
         return False  # market orders only: nothing rests at the venue
