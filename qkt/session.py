@@ -117,7 +117,7 @@ class LiveSession:
         self.ledger = Account(starting_balance, peak=starting_balance)
         self.summary = Summary(final_equity=starting_balance)
         self.on_event = on_event or (lambda event: None)
-        self._open: set[tuple[str, str]] = set()  # positions that are not flat
+        self._open: set[tuple[str, str]] = set()  # (label lowercased, symbol) not flat
         self._flat_equity: Decimal | None = None
         self.brokers = self._build_brokers(registry, paper_only)
         self.venues: dict[str, VenueBroker] = {
@@ -234,7 +234,7 @@ class LiveSession:
                 book = self.positions.get(position.label, position.symbol)
                 book.apply(position.side, position.qty, position.price)
                 if book.qty:
-                    self._open.add((position.label, position.symbol))
+                    self._open.add((position.label.lower(), position.symbol))
 
     # ------------------------------------------------------------ what rules read
     def position(self, alias: str, pfield: str | None) -> float | None:
@@ -285,9 +285,9 @@ class LiveSession:
         self.summary.fills += 1
         after = position.qty
         if after:
-            self._open.add((fill.label, fill.symbol))
+            self._open.add((fill.label.lower(), fill.symbol))
         else:
-            self._open.discard((fill.label, fill.symbol))
+            self._open.discard((fill.label.lower(), fill.symbol))
         self._flat_equity = None
         if before != 0 and (after == 0 or (after > 0) != (before > 0)):
             self.summary.trades += 1
