@@ -189,3 +189,53 @@ def test_live_run_trades_on_venue_quotes_and_hears_the_venue_close_it(
     received = httpx.get(f"{simulator}/_sim/orders").json()["data"]
     assert received[0]["idempotency_key"] == entry["client_id"]
     assert len({r["idempotency_key"] for r in received}) == len(received)  # nothing sent twice
+
+
+FLIP = """STRATEGY flip VERSION 1
+SYMBOLS
+eur = EXNESS:EURUSD EVERY 1m
+RULES
+WHEN POSITION.eur = 0 THEN BUY eur SIZING 0.1
+WHEN POSITION.eur > 0 THEN CLOSE eur
+"""
+
+
+def test_a_strategy_that_closes_with_market_orders_sees_each_fill_once(
+    simulator: str, tmp_path: Path
+) -> None:
+    """Every close is a market order into the netted position; the position poller runs all the
+    while and must not report those closes a second time."""
+    bars = ["time,open,high,low,close"] + [
+        f"2026-03-02T10:{m:02d}:00Z,1.085,1.086,1.084,1.085" for m in range(20)
+    ]
+    (tmp_path / "bars.csv").write_text("\n".join(bars) + "\n")
+    (tmp_path / "flip.qkt").write_text(FLIP)
+    config = tmp_path / "qkt.config.yaml"
+    config.write_text(
+        f"brokers:\n  exness:\n    gateway_url: {simulator}\n    poll_interval_ms: 20\n"
+    )
+    result = subprocess.run(
+        [
+            *qkt_command(),
+            *("--config", str(config), "run", "flip.qkt", "--replay", "bars.csv"),
+            *("--speed", "1200", "--json"),
+        ],
+        cwd=tmp_path,
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    orders = [e for e in events if e["event"] == "order"]
+    fills = [e for e in events if e["event"] == "fill"]
+    assert len(orders) >= 10
+    assert [f["client_id"] for f in fills] == [o["client_id"] for o in orders]
+    assert [f["side"] for f in fills] == ["buy", "sell"] * (len(fills) // 2) + ["buy"] * (
+        len(fills) % 2
+    )
+    (summary,) = [e for e in events if e["event"] == "summary"]
+    assert summary["trades"] == len(fills) // 2
+    positions = httpx.get(f"{simulator}/get_positions").json()["data"]
+    assert sum(Decimal(p["volume"]) for p in positions) == Decimal("0.1") * (len(fills) % 2)
