@@ -411,3 +411,24 @@ async def test_a_close_during_a_slow_poll_is_reported_once(
     assert await broker.poll() == 0
     fills = [e for e in events if isinstance(e, OrderFilled)]
     assert [(f.side, f.price) for f in fills] == [("sell", Decimal("18100"))]
+
+
+async def test_a_hedging_account_refuses_an_order_that_would_open_a_hedge(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    httpserver.expect_request("/health/ready").respond_with_json({"status": "ready"})
+    httpserver.expect_request("/account").respond_with_json({"login": 1, "margin_mode": 2})
+    httpserver.expect_request("/get_positions").respond_with_json([POSITION])  # long NAS100
+    httpserver.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
+    httpserver.expect_request("/order", method="POST").respond_with_json(
+        {"result": {"retcode": 10009, "order": 43, "price": "18000", "volume": "0.1"}}
+    )
+    broker, events = make(httpserver, tmp_path)
+    await broker.start()
+    await send(broker, request(side="sell", cid="nas-000002"))
+    (refused,) = events
+    assert isinstance(refused, OrderRejected) and "hedges" in refused.reason
+    assert all(r.path != "/order" for r, _ in httpserver.log)  # nothing sent
+    await send(broker, request(cid="nas-000003"))  # the same side adds a position of its own
+    assert isinstance(events[-1], OrderFilled)
+    assert sum(r.path == "/order" for r, _ in httpserver.log) == 1

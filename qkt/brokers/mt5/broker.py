@@ -47,6 +47,7 @@ from qkt.errors import QktError
 
 TRADE_MODES = {0: "demo", 1: "contest", 2: "real"}
 DAY = timedelta(days=1)
+HEDGING = 2  # /account margin_mode of a hedging account (0 is netting)
 ABSENCE_CHECKS = 3  # clean reads in a row before an order of unknown outcome counts as not placed
 
 
@@ -120,6 +121,7 @@ class MT5Broker:
         self._closed: dict[int, int] = {}
         self._moment = 0
         self.absence_backoff_s = 0.2  # between the reads that confirm "not placed"
+        self.hedging = False  # read from /account at start
         self._positions_outage = Outage(bus, clock, self.name, f"positions of magic {self.magic}")
 
     # ------------------------------------------------------------ start-up
@@ -138,6 +140,7 @@ class MT5Broker:
         mismatches = account_mismatches(self.name, url, self.profile.values, account)
         if mismatches:
             raise BrokerRefused(mismatches)
+        self.hedging = account.margin_mode == HEDGING
         for position in positions:
             self._book.tickets[position.ticket] = position
             self.recovered.append(
@@ -238,6 +241,16 @@ class MT5Broker:
         problem = _volume_problem(request.qty, info)
         if problem:
             return self._reject(request, f"{symbol}: {problem}")
+        side = 0 if request.side == "buy" else 1
+        if self.hedging and any(
+            p.symbol == symbol and p.type != side for p in self._book.tickets.values()
+        ):
+            return self._reject(
+                request,
+                f"{symbol}: the account hedges (margin_mode 2), so this order would open a second "
+                "position beside the open one instead of reducing it; close that position at the "
+                "venue, or trade this strategy on a netting account",
+            )
         tag = order_tag(request.strategy, request.client_id)
         outcome = await self.client.order(
             symbol=symbol,
@@ -288,6 +301,8 @@ class MT5Broker:
         A new position's ticket is the order's; an order into a position keeps that position's."""
         side = 0 if request.side == "buy" else 1
         held = next((p for p in self._book.tickets.values() if p.symbol == symbol), None)
+        if held is not None and self.hedging:
+            held = None  # every order is a position of its own (opposite ones are refused)
         if held is not None and held.type == side:
             held.volume += qty
             return
