@@ -111,11 +111,14 @@ def _render(report: ValidationReport, fmt: Format) -> None:
                 "-" if p.login is None else str(p.login),
                 p.server or "-",
                 p.trade_mode or "-",
+                p.margin_mode or "-",
             ]
             for p in report.probes
         ]
         output.table(
-            ["PROFILE", "GATEWAY", "STATUS", "LOGIN", "SERVER", "MODE"], rows, title="probe:"
+            ["PROFILE", "GATEWAY", "STATUS", "LOGIN", "SERVER", "MODE", "POSITIONS"],
+            rows,
+            title="probe:",
         )
     output.echo(_summary(report))
 

@@ -25,6 +25,7 @@ class Probe:
     login: int | None = None
     server: str | None = None
     trade_mode: str | None = None
+    margin_mode: str | None = None  # netting | hedging
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -34,6 +35,7 @@ class Probe:
             "login": self.login,
             "server": self.server,
             "trade_mode": self.trade_mode,
+            "margin_mode": self.margin_mode,
         }
 
 
@@ -61,7 +63,7 @@ def probe_routes(
 
 
 async def _probe(route: Route, profile: Any) -> tuple[Probe, list[Diagnostic]]:
-    from qkt.brokers.mt5.broker import account_mismatches, trade_mode
+    from qkt.brokers.mt5.broker import HEDGING, account_mismatches, trade_mode
     from qkt.brokers.mt5.client import GatewayClient, GatewayError
 
     values = profile.values
@@ -87,7 +89,26 @@ async def _probe(route: Route, profile: Any) -> tuple[Probe, list[Diagnostic]]:
                 warning("gateway-unreachable", exc.diagnostics[0].message, strict=True)
             ]
         mode = trade_mode(account)
-        probe = Probe(route.profile, route.target, True, account.login, account.server, mode)
-        return probe, account_mismatches(route.profile, route.target, values, account)
+        hedging = account.margin_mode == HEDGING
+        probe = Probe(
+            route.profile,
+            route.target,
+            True,
+            account.login,
+            account.server,
+            mode,
+            "hedging" if hedging else "netting",
+        )
+        found = account_mismatches(route.profile, route.target, values, account)
+        if hedging:
+            found.append(
+                warning(
+                    "account-hedging",
+                    f"profile `{route.profile}`: the account at {route.target} hedges "
+                    "(margin_mode 2): an order opposite to an open position is refused, so CLOSE "
+                    "and reversals need a netting account",
+                )
+            )
+        return probe, found
     finally:
         await client.aclose()

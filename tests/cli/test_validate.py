@@ -207,9 +207,24 @@ def test_probe_reports_each_routed_gateway(
         "login": 5551234,
         "server": "Exness-MT5Trial9",
         "trade_mode": "demo",
+        "margin_mode": "netting",
     }
     assert probes["lab"]["ready"] is False
     assert [d["code"] for d in data["diagnostics"]] == ["gateway-unreachable"]
     strict = qkt("validate", str(path), "--probe", "--strict-brokers", cwd=cfg.parent)
     assert strict.code == 1
     assert "error[gateway-unreachable]" in strict.out
+
+
+def test_probe_warns_about_a_hedging_account(
+    qkt: Runner, write: Writer, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("/health/ready").respond_with_json({"status": "ready"})
+    httpserver.expect_request("/account").respond_with_json({"login": 7, "margin_mode": 2})
+    url = httpserver.url_for("").rstrip("/")
+    cfg = write("qkt.config.yaml", f"brokers:\n  exness:\n    gateway_url: {url}\n")
+    path = write("seed.qkt", SEED)
+    result = qkt("validate", str(path), "--probe", cwd=cfg.parent)
+    assert result.code == 0, result.out
+    assert "warning[account-hedging]" in result.out + result.err
+    assert "hedging" in result.out  # the probe table's POSITIONS column
