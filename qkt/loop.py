@@ -28,8 +28,8 @@ async def drive(
     ``rows`` is a replay (paced without blocking the loop), any iterable of rows, or an async
     iterator such as :meth:`qkt.feeds.venue.VenueQuotes.rows`. A poller that fails stops the
     session with its error; so does the session's own failure, after the pollers stopped."""
-    await session.start()
     try:
+        await session.start()  # inside: a start stopped half-way still closes its connections
         async with asyncio.TaskGroup() as group:
             pollers = [
                 group.create_task(_poll_positions(broker), name=f"positions of {profile}")
