@@ -231,6 +231,13 @@ async def test_unknown_outcome_that_cannot_be_read_blocks_the_symbol(
     assert [type(e).__name__ for e in events] == ["OrderUnknown", "OrderRejected"]
     assert "blocked" in events[0].reason and "unknown outcome" in events[1].reason
     assert sum(r.path == "/order" for r, _ in httpserver.log) == 1
+    # The gateway answers again: the next poll finds the order and frees the symbol.
+    httpserver.clear()
+    httpserver.expect_request("/get_positions").respond_with_json([POSITION])
+    await broker.poll()
+    assert [type(e).__name__ for e in events[2:]] == ["OrderAccepted", "OrderFilled"]
+    assert events[3].client_id == "nas-000001" and events[3].price == Decimal("18000.5")
+    assert all(r.path != "/order" for r, _ in httpserver.log)  # found, never resent
 
 
 async def test_start_guard_and_recovery(httpserver: HTTPServer, tmp_path: Path) -> None:

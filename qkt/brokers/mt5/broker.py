@@ -418,7 +418,13 @@ class MT5Broker:
     async def poll(self) -> int:
         """Diff the magic's positions against the last snapshot; a ticket that disappeared was
         closed at the venue (SL, TP or by hand): emit its closing fill with the exact deal price.
-        A failed read changes nothing. Returns the number of fills emitted."""
+        A failed read changes nothing. Orders of unknown outcome are looked for again first, so
+        a blocked symbol is freed as soon as the gateway can tell. Returns the number of fills
+        emitted for venue-side exits."""
+        for symbol in list(self._unresolved):
+            async with self._lock(symbol):
+                if symbol in self._unresolved:
+                    await self._resolve(symbol)
         read_at = self._moment
         try:
             current = {p.ticket: p for p in await self.client.positions(self.magic)}
