@@ -30,6 +30,12 @@ def gateway(
         typer.Option("--api-key", help="Require this bearer token.", envvar="QKT_SIM_API_KEY"),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random-walk quotes.")] = 1,
+    hedging: Annotated[
+        bool,
+        typer.Option(
+            "--hedging", help="A hedging account: every order opens a position of its own."
+        ),
+    ] = False,
     prices: Annotated[
         Path | None,
         typer.Option(
@@ -56,7 +62,7 @@ def gateway(
                 "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
             )
             raise typer.BadParameter(f"{host}:{port} {reason}", param_hint="--port") from None
-    state = SimState(seed=seed, symbols=tuple(names))
+    state = SimState(seed=seed, symbols=tuple(names), hedging=hedging)
     if prices is not None:
         state.follow(_script(prices))
     serve_forever(

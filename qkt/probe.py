@@ -89,26 +89,10 @@ async def _probe(route: Route, profile: Any) -> tuple[Probe, list[Diagnostic]]:
                 warning("gateway-unreachable", exc.diagnostics[0].message, strict=True)
             ]
         mode = trade_mode(account)
-        hedging = account.margin_mode == HEDGING
+        positions = "hedging" if account.margin_mode == HEDGING else "netting"
         probe = Probe(
-            route.profile,
-            route.target,
-            True,
-            account.login,
-            account.server,
-            mode,
-            "hedging" if hedging else "netting",
+            route.profile, route.target, True, account.login, account.server, mode, positions
         )
-        found = account_mismatches(route.profile, route.target, values, account)
-        if hedging:
-            found.append(
-                warning(
-                    "account-hedging",
-                    f"profile `{route.profile}`: the account at {route.target} hedges "
-                    "(margin_mode 2): an order opposite to an open position is refused, so CLOSE "
-                    "and reversals need a netting account",
-                )
-            )
-        return probe, found
+        return probe, account_mismatches(route.profile, route.target, values, account)
     finally:
         await client.aclose()

@@ -89,7 +89,7 @@ def create_app(state: SimState, *, api_key: str | None = None) -> Starlette:
                     "margin": 0.0,
                     "margin_free": float(state.balance + floating),
                     "leverage": 100,
-                    "margin_mode": 0,
+                    "margin_mode": 2 if state.hedging else 0,
                     "trade_mode": 0,
                 }
             )

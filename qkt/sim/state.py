@@ -1,4 +1,5 @@
-"""The simulated account behind the gateway: quotes, a netting book of positions, deals, SL/TP.
+"""The simulated account behind the gateway: quotes, a netting (or hedging) book of positions,
+deals, SL/TP.
 
 Plain Python guarded by one lock; the HTTP layer (``app.py``) only translates requests to calls
 here. Profit is ``(close - open) * volume * contract_size`` in the account currency (no conversion
@@ -76,6 +77,7 @@ class SimState:
     lock: threading.RLock = field(default_factory=threading.RLock)
     symbols: tuple[str, ...] = tuple(DEFAULT_INSTRUMENTS)
     timeout_s: float = 30.0  # how long the timeout_next fault hangs a request
+    hedging: bool = False  # every market order opens a position of its own (margin_mode 2)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -189,7 +191,8 @@ class SimState:
         return ticket
 
     def market_order(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """Fill a market order on the netting book; returns (HTTP status, result)."""
+        """Fill a market order (netting: into the symbol's position; hedging: a position of its
+        own); returns (HTTP status, result)."""
         with self.lock:
             symbol = str(body.get("symbol", ""))
             inst = self.instruments.get(symbol)
@@ -218,9 +221,13 @@ class SimState:
             comment = str(body.get("comment") or "")[:COMMENT_KEPT]
             order = self._next_ticket()
             type_ = 0 if side == "BUY" else 1
-            existing = next(
-                (p for p in self.positions.values() if p.symbol == symbol and p.magic == magic),
-                None,
+            existing = (
+                None
+                if self.hedging
+                else next(
+                    (p for p in self.positions.values() if p.symbol == symbol and p.magic == magic),
+                    None,
+                )
             )
 
             def open_position(size: Decimal) -> SimPosition:

@@ -420,22 +420,54 @@ async def test_a_close_during_a_slow_poll_is_reported_once(
     assert [(f.side, f.price) for f in fills] == [("sell", Decimal("18100"))]
 
 
-async def test_a_hedging_account_refuses_an_order_that_would_open_a_hedge(
+def hedging(server: HTTPServer) -> None:
+    server.expect_request("/health/ready").respond_with_json({"status": "ready"})
+    server.expect_request("/account").respond_with_json({"login": 1, "margin_mode": 2})
+    server.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
+
+
+async def test_on_a_hedging_account_an_opposite_order_closes_by_ticket(
     httpserver: HTTPServer, tmp_path: Path
 ) -> None:
-    httpserver.expect_request("/health/ready").respond_with_json({"status": "ready"})
-    httpserver.expect_request("/account").respond_with_json({"login": 1, "margin_mode": 2})
-    httpserver.expect_request("/get_positions").respond_with_json([POSITION])  # long NAS100
-    httpserver.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
-    httpserver.expect_request("/order", method="POST").respond_with_json(
-        {"result": {"retcode": 10009, "order": 43, "price": "18000", "volume": "0.1"}}
+    hedging(httpserver)
+    httpserver.expect_oneshot_request("/get_positions").respond_with_json([POSITION])  # long 0.1
+    httpserver.expect_request(
+        "/close_position", method="POST", headers={"Idempotency-Key": "nas-000002-close-42"}
+    ).respond_with_json({"result": {"retcode": 10009, "order": 77, "price": "18100"}})
+    broker, events = make(httpserver, tmp_path)
+    await broker.start()
+    await send(broker, request(side="sell", cid="nas-000002"))
+    assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled"]
+    assert (events[1].side, events[1].qty, events[1].price) == (
+        "sell",
+        Decimal("0.10"),
+        Decimal("18100"),
+    )
+    (close, _) = next(x for x in httpserver.log if x[0].path == "/close_position")
+    assert json.loads(close.data) == {"position": {"ticket": 42}}
+    assert all(r.path != "/order" for r, _ in httpserver.log)  # no hedge opened
+
+
+@pytest.mark.parametrize(
+    ("after", "outcome"),
+    [([], ["OrderAccepted", "OrderFilled"]), ([POSITION], ["OrderRejected"])],
+)
+async def test_a_close_of_unknown_outcome_is_settled_from_the_ticket(
+    httpserver: HTTPServer, tmp_path: Path, after: list[dict[str, object]], outcome: list[str]
+) -> None:
+    hedging(httpserver)
+    httpserver.expect_oneshot_request("/get_positions").respond_with_json([POSITION])
+    httpserver.expect_request("/close_position", method="POST").respond_with_data("", status=502)
+    httpserver.expect_request("/get_positions").respond_with_json(after)
+    httpserver.expect_request("/history_deals_get", query_string=None).respond_with_json(
+        [{"ticket": 10, "position_id": 42, "entry": 1, "volume": "0.10", "price": "18090"}]
     )
     broker, events = make(httpserver, tmp_path)
     await broker.start()
     await send(broker, request(side="sell", cid="nas-000002"))
-    (refused,) = events
-    assert isinstance(refused, OrderRejected) and "hedges" in refused.reason
-    assert all(r.path != "/order" for r, _ in httpserver.log)  # nothing sent
-    await send(broker, request(cid="nas-000003"))  # the same side adds a position of its own
-    assert isinstance(events[-1], OrderFilled)
-    assert sum(r.path == "/order" for r, _ in httpserver.log) == 1
+    assert [type(e).__name__ for e in events] == outcome
+    if after:  # the ticket is still whole after three reads: it was not closed
+        assert "not closed" in events[0].reason
+    else:
+        assert events[1].price == Decimal("18090")
+    assert sum(r.path == "/close_position" for r, _ in httpserver.log) == 1  # never resent

@@ -216,7 +216,7 @@ def test_probe_reports_each_routed_gateway(
     assert "error[gateway-unreachable]" in strict.out
 
 
-def test_probe_warns_about_a_hedging_account(
+def test_probe_says_whether_an_account_hedges(
     qkt: Runner, write: Writer, httpserver: HTTPServer
 ) -> None:
     httpserver.expect_request("/health/ready").respond_with_json({"status": "ready"})
@@ -224,7 +224,7 @@ def test_probe_warns_about_a_hedging_account(
     url = httpserver.url_for("").rstrip("/")
     cfg = write("qkt.config.yaml", f"brokers:\n  exness:\n    gateway_url: {url}\n")
     path = write("seed.qkt", SEED)
-    result = qkt("validate", str(path), "--probe", cwd=cfg.parent)
+    result = qkt("validate", str(path), "--probe", "--format", "json", cwd=cfg.parent)
     assert result.code == 0, result.out
-    assert "warning[account-hedging]" in result.out + result.err
-    assert "hedging" in result.out  # the probe table's POSITIONS column
+    (probe,) = result.json()["probes"]
+    assert probe["margin_mode"] == "hedging"

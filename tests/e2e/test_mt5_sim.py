@@ -30,7 +30,8 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def simulator(tmp_path: Path) -> Iterator[str]:
+def simulator(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The simulator in its own process; ``indirect`` parameters are extra flags."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -43,6 +44,7 @@ def simulator(tmp_path: Path) -> Iterator[str]:
             "EURUSDm",
             "--seed",
             "3",
+            *getattr(request, "param", ()),
         ],
         cwd=ROOT,
         env=clean_env(tmp_path),
@@ -200,11 +202,12 @@ WHEN POSITION.eur > 0 THEN CLOSE eur
 """
 
 
+@pytest.mark.parametrize("simulator", [(), ("--hedging",)], indirect=True, ids=["net", "hedge"])
 def test_a_strategy_that_closes_with_market_orders_sees_each_fill_once(
     simulator: str, tmp_path: Path
 ) -> None:
-    """Every close is a market order into the netted position; the position poller runs all the
-    while and must not report those closes a second time."""
+    """Every close is a market order into the netted position (on a hedging account: a close by
+    ticket); the position poller runs all the while and must not report those closes again."""
     bars = ["time,open,high,low,close"] + [
         f"2026-03-02T10:{m:02d}:00Z,1.085,1.086,1.084,1.085" for m in range(20)
     ]
@@ -239,3 +242,4 @@ def test_a_strategy_that_closes_with_market_orders_sees_each_fill_once(
     assert summary["trades"] == len(fills) // 2
     positions = httpx.get(f"{simulator}/get_positions").json()["data"]
     assert sum(Decimal(p["volume"]) for p in positions) == Decimal("0.1") * (len(fills) % 2)
+    assert len(positions) == len(fills) % 2  # no hedge left beside a position

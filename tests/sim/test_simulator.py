@@ -326,3 +326,32 @@ async def test_an_order_that_closes_or_reverses_a_position_is_not_reported_twice
         Decimal("0.3"),
         "stop_loss",
     )
+
+
+@pytest.mark.anyio
+async def test_a_hedging_account_keeps_one_net_position_per_stream(tmp_path: Path) -> None:
+    """Opposite orders close tickets (oldest first, the last one partly) and only what is left
+    opens a position: the venue ends where a netting account would."""
+    with SimServer(SimState(symbols=("EURUSDm",), hedging=True)) as server:
+        b, events = await broker(server, tmp_path)
+        assert b.hedging
+        await send(b, buy("0.2"), buy("0.1", "s-000002"))
+        assert len(await b.client.positions(10001)) == 2  # a ticket each
+        await send(b, buy("0.25", "s-000003", side="sell"))
+        (left,) = await b.client.positions(10001)
+        assert (left.type, left.volume) == (0, Decimal("0.05"))
+        await send(b, buy("0.15", "s-000004", side="sell"))  # closes 0.05, opens a 0.1 short
+        (short,) = await b.client.positions(10001)
+        assert (short.type, short.volume) == (1, Decimal("0.1"))
+        assert await b.poll() == 0  # our own closes are not reported again
+        fills = [(e.client_id, e.side, e.qty) for e in events if isinstance(e, OrderFilled)]
+        assert fills == [
+            ("s-000001", "buy", Decimal("0.2")),
+            ("s-000002", "buy", Decimal("0.1")),
+            ("s-000003", "sell", Decimal("0.2")),
+            ("s-000003", "sell", Decimal("0.05")),
+            ("s-000004", "sell", Decimal("0.05")),
+            ("s-000004", "sell", Decimal("0.1")),
+        ]
+        sells = [r["body"]["volume"] for r in server.state.received if r["body"]["type"] == "SELL"]
+        assert sells == [0.1]  # the only sell order is the short that was left over

@@ -60,6 +60,14 @@ class _Unresolved:
     request: OrderRequest
     broker_symbol: str
     tag: str
+    closing: _Closing | None = None  # hedging: a close by ticket of unknown outcome
+
+
+@dataclass
+class _Closing:
+    ticket: int
+    volume: Decimal  # the position's volume before the close
+    take: Decimal  # what the close was to take off it
 
 
 @dataclass
@@ -116,9 +124,9 @@ class MT5Broker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._failures: list[BaseException] = []
         self._owners: dict[int, str] = {}  # ticket -> client id of the order that opened it
-        # Tickets this broker saw closed, with the moment (a counter) it did: a poll snapshot read
-        # before that moment must not take them back into the book.
-        self._closed: dict[int, int] = {}
+        # When (a counter) this broker last changed a ticket in its book (its own fill, a close):
+        # a poll snapshot read before that must not overwrite it, nor bring a closed one back.
+        self._touched: dict[int, int] = {}
         self._moment = 0
         self.absence_backoff_s = 0.2  # between the reads that confirm "not placed"
         self.hedging = False  # read from /account at start
@@ -241,21 +249,25 @@ class MT5Broker:
         problem = _volume_problem(request.qty, info)
         if problem:
             return self._reject(request, f"{symbol}: {problem}")
-        side = 0 if request.side == "buy" else 1
-        if self.hedging and any(
-            p.symbol == symbol and p.type != side for p in self._book.tickets.values()
-        ):
-            return self._reject(
-                request,
-                f"{symbol}: the account hedges (margin_mode 2), so this order would open a second "
-                "position beside the open one instead of reducing it; close that position at the "
-                "venue, or trade this strategy on a netting account",
-            )
         tag = order_tag(request.strategy, request.client_id)
+        if self.hedging:
+            side = 0 if request.side == "buy" else 1
+            opposite = sorted(
+                (p for p in self._book.tickets.values() if p.symbol == symbol and p.type != side),
+                key=lambda p: p.ticket,
+            )
+            if opposite:
+                return await self._reduce(symbol, request, tag, opposite)
+        return await self._place(symbol, request, tag, request.qty, announced=False)
+
+    async def _place(
+        self, symbol: str, request: OrderRequest, tag: str, qty: Decimal, *, announced: bool
+    ) -> OrderAccepted | OrderRejected | OrderUnknown:
+        """``POST /order`` for ``qty`` of the request, sent once."""
         outcome = await self.client.order(
             symbol=symbol,
             side=request.side,
-            volume=request.qty,
+            volume=qty,
             magic=self.magic,
             client_order_id=request.client_id,
             comment=tag,
@@ -267,24 +279,73 @@ class MT5Broker:
             return self._reject(request, outcome.message or "rejected by the venue")
         if outcome.status == "unknown":
             self._unresolved[symbol] = _Unresolved(request, symbol, tag)
-            if not await self._resolve(symbol):
-                unknown = OrderUnknown(
-                    request.client_id,
-                    self.name,
-                    f"outcome unknown ({outcome.message}); {symbol} is blocked until the gateway "
-                    "shows whether the order was placed",
-                    self.clock.now(),
-                )
-                self.bus.publish(unknown)
-                return unknown
-            return OrderAccepted(request.client_id, self.name, self.clock.now())
+            return await self._settle_or_block(symbol, request, outcome.message)
         accepted = OrderAccepted(request.client_id, self.name, self.clock.now())
-        self.bus.publish(accepted)
+        if not announced:
+            self.bus.publish(accepted)
         result = outcome.result
-        qty = result.volume or request.qty
-        self._track(symbol, request, tag, result.order, result.price, qty)
-        self._fill(request, result.price, qty)
+        filled = result.volume or qty
+        self._track(symbol, request, tag, result.order, result.price, filled)
+        self._fill(request, result.price, filled)
         return accepted
+
+    async def _reduce(
+        self, symbol: str, request: OrderRequest, tag: str, opposite: list[Position]
+    ) -> OrderAccepted | OrderRejected | OrderUnknown:
+        """Hedging account: an order against open positions closes them by ticket, oldest first
+        (whole, or partly for the last one); what is left opens a position of its own. Like a
+        netting account, the stream keeps one net position. Stops at the first failure."""
+        remaining = request.qty
+        announced = False
+        for position in opposite:
+            if remaining <= 0:
+                break
+            take = min(remaining, position.volume)
+            key = f"{request.client_id}-close-{position.ticket}"
+            if take == position.volume:
+                outcome = await self.client.close_position(position.ticket, key)
+            else:
+                outcome = await self.client.close_partial(position.ticket, take, key)
+            if outcome.status == "rejected":
+                return self._reject(
+                    request, f"closing ticket {position.ticket}: {outcome.message or 'rejected'}"
+                )
+            if outcome.status == "unknown":
+                closing = _Closing(position.ticket, position.volume, take)
+                self._unresolved[symbol] = _Unresolved(request, symbol, tag, closing)
+                return await self._settle_or_block(symbol, request, outcome.message)
+            if not announced:
+                self.bus.publish(OrderAccepted(request.client_id, self.name, self.clock.now()))
+                announced = True
+            self._took(position, take)
+            self._fill(request, outcome.result.price, take)
+            remaining -= take
+        if remaining > 0 and not request.reduce_only:
+            return await self._place(symbol, request, tag, remaining, announced=announced)
+        return OrderAccepted(request.client_id, self.name, self.clock.now())
+
+    def _took(self, position: Position, take: Decimal) -> None:
+        """``take`` came off ``position`` by an order of ours."""
+        if take >= position.volume:
+            self._forget(position.ticket)
+        else:
+            position.volume -= take
+            self._touch(position.ticket)
+
+    async def _settle_or_block(
+        self, symbol: str, request: OrderRequest, message: str
+    ) -> OrderAccepted | OrderUnknown:
+        if await self._resolve(symbol):
+            return OrderAccepted(request.client_id, self.name, self.clock.now())
+        unknown = OrderUnknown(
+            request.client_id,
+            self.name,
+            f"outcome unknown ({message}); {symbol} is blocked until the gateway "
+            "shows whether the order was placed",
+            self.clock.now(),
+        )
+        self.bus.publish(unknown)
+        return unknown
 
     def _track(
         self,
@@ -302,19 +363,21 @@ class MT5Broker:
         side = 0 if request.side == "buy" else 1
         held = next((p for p in self._book.tickets.values() if p.symbol == symbol), None)
         if held is not None and self.hedging:
-            held = None  # every order is a position of its own (opposite ones are refused)
+            held = None  # every order is a position of its own (opposite ones close by ticket)
         if held is not None and held.type == side:
             held.volume += qty
+            self._touch(held.ticket)
             return
         if held is not None:
-            if qty < held.volume:
-                held.volume -= qty
+            rest = qty - held.volume  # reversed through flat when positive: a new position
+            self._took(held, qty)
+            if rest <= 0:
                 return
-            self._forget(held.ticket)
-            qty -= held.volume  # reversed through flat: the rest is a new position
+            qty = rest
         if not ticket or not qty:
             return
         self._owners[ticket] = request.client_id
+        self._touch(ticket)
         self._book.tickets[ticket] = Position(
             ticket=ticket,
             symbol=symbol,
@@ -350,6 +413,8 @@ class MT5Broker:
         :data:`ABSENCE_CHECKS` clean reads in a row (the terminal may still be working on it):
         it was not. Any failed read: still unknown, and the symbol stays blocked."""
         pending = self._unresolved[broker_symbol]
+        if pending.closing is not None:
+            return await self._resolve_close(broker_symbol, pending, pending.closing)
         found: Position | Deal | None = None
         for check in range(ABSENCE_CHECKS):
             if check:
@@ -376,6 +441,40 @@ class MT5Broker:
         self._track(broker_symbol, request, pending.tag, ticket, price, qty)
         self.bus.publish(OrderAccepted(request.client_id, self.name, self.clock.now()))
         self._fill(request, price, qty)
+        return True
+
+    async def _resolve_close(self, symbol: str, pending: _Unresolved, closing: _Closing) -> bool:
+        """A close by ticket of unknown outcome: made if the ticket is gone or smaller by what the
+        close took (priced by the position's last closing deal); not made after
+        :data:`ABSENCE_CHECKS` reads that show it whole. The rest of the order is not sent."""
+        request = pending.request
+        deals: list[Deal] | None = None
+        held = self._book.tickets.get(closing.ticket)
+        for check in range(ABSENCE_CHECKS):
+            if check:
+                await asyncio.sleep(self.absence_backoff_s * check)
+            try:
+                positions = await self.client.positions(self.magic)
+                now = next((p for p in positions if p.ticket == closing.ticket), None)
+                if now is None or now.volume <= closing.volume - closing.take:
+                    since = held.time_msc if held is not None else 0
+                    deals = await self.client.deals(*self._deal_window(since), closing.ticket)
+                    break
+            except GatewayError:
+                return False
+        del self._unresolved[symbol]
+        if deals is None:
+            self._reject(
+                request,
+                f"closing ticket {closing.ticket}: the venue shows it whole after "
+                f"{ABSENCE_CHECKS} reads: it was not closed",
+            )
+            return True
+        exit_deal = next((d for d in reversed(deals) if d.entry in (1, 2, 3)), None)
+        if held is not None:
+            self._took(held, closing.take)
+        self.bus.publish(OrderAccepted(request.client_id, self.name, self.clock.now()))
+        self._fill(request, exit_deal.price if exit_deal else None, closing.take)
         return True
 
     async def _find(self, pending: _Unresolved) -> Position | Deal | None:
@@ -463,7 +562,7 @@ class MT5Broker:
         for ticket, position in current.items():
             # Fresh volumes and prices; never a ticket closed while this snapshot was read
             # (it would be reported closed a second time on the next poll).
-            if self._closed.get(ticket, 0) <= read_at:
+            if self._touched.get(ticket, 0) <= read_at:
                 self._book.tickets[ticket] = position
         return emitted
 
@@ -471,8 +570,11 @@ class MT5Broker:
         """A position that is closed at the venue: tickets are never reused."""
         self._book.tickets.pop(ticket, None)
         self._owners.pop(ticket, None)
+        self._touch(ticket)
+
+    def _touch(self, ticket: int) -> None:
         self._moment += 1
-        self._closed[ticket] = self._moment
+        self._touched[ticket] = self._moment
 
     def cancel(self, client_id: str) -> bool:
         return False  # market orders only: nothing rests at the venue
