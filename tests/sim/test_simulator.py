@@ -355,3 +355,27 @@ async def test_a_hedging_account_keeps_one_net_position_per_stream(tmp_path: Pat
         ]
         sells = [r["body"]["volume"] for r in server.state.received if r["body"]["type"] == "SELL"]
         assert sells == [0.1]  # the only sell order is the short that was left over
+
+
+@pytest.mark.anyio
+async def test_part_of_a_position_closed_at_the_venue_reaches_the_session(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    b, events = await broker(sim, tmp_path)
+    await send(b, buy("0.3"))
+    (position,) = await b.client.positions(10001)
+    bid, _, _ = sim.state.quotes["EURUSDm"]
+    sim.state.close(position.ticket, Decimal("0.1"))  # by hand, in the terminal
+    assert await b.poll() == 1
+    assert await b.poll() == 0  # once
+    part = events[-1]
+    assert isinstance(part, OrderFilled)
+    assert (part.side, part.qty, part.price, part.client_id) == (
+        "sell",
+        Decimal("0.1"),
+        bid,
+        "s-000001",
+    )
+    sim.state.close(position.ticket)  # and the rest
+    assert await b.poll() == 1
+    assert (events[-1].side, events[-1].qty) == ("sell", Decimal("0.2"))

@@ -535,36 +535,51 @@ class MT5Broker:
         for ticket, position in list(self._book.tickets.items()):
             if ticket in current:
                 continue
-            try:
-                deals = await self.client.deals(*self._deal_window(position.time_msc), ticket)
-            except GatewayError:
-                continue  # try again on the next poll: nothing is assumed
-            closing = next((d for d in reversed(deals) if d.entry in (1, 2)), None)
+            closing = await self._last_exit(position)
             if closing is None:
-                continue
-            owner = self._owners.get(ticket) or f"{self.name}-{ticket}"
+                continue  # no exit deal (yet), or unreadable: nothing is assumed
+            self._report_exit(position, closing.volume or position.volume, closing)
             self._forget(ticket)
-            reason = {4: "stop_loss", 5: "take_profit"}.get(closing.reason, "market")
-            self.bus.publish(
-                OrderFilled(
-                    owner,
-                    self.name,
-                    self.label,
-                    self._qkt_symbol(position.symbol),
-                    "sell" if position.type == 0 else "buy",
-                    closing.volume or position.volume,
-                    closing.price,
-                    self.clock.now(),
-                    reason,  # type: ignore[arg-type]
-                )
-            )
             emitted += 1
         for ticket, position in current.items():
-            # Fresh volumes and prices; never a ticket closed while this snapshot was read
-            # (it would be reported closed a second time on the next poll).
-            if self._touched.get(ticket, 0) <= read_at:
-                self._book.tickets[ticket] = position
+            # Fresh volumes and prices; never a ticket changed by us while this snapshot was read
+            # (a closed one would be reported closed a second time on the next poll).
+            if self._touched.get(ticket, 0) > read_at:
+                continue
+            held = self._book.tickets.get(ticket)
+            if held is not None and held.type == position.type and position.volume < held.volume:
+                closing = await self._last_exit(held)  # part of it was closed at the venue
+                if closing is None:
+                    continue  # keep the old volume: the next poll looks again
+                self._report_exit(held, held.volume - position.volume, closing)
+                emitted += 1
+            self._book.tickets[ticket] = position
         return emitted
+
+    async def _last_exit(self, position: Position) -> Deal | None:
+        """The latest deal that took volume off ``position``, or None (none yet, or unreadable)."""
+        try:
+            deals = await self.client.deals(*self._deal_window(position.time_msc), position.ticket)
+        except GatewayError:
+            return None
+        return next((d for d in reversed(deals) if d.entry in (1, 2, 3)), None)
+
+    def _report_exit(self, position: Position, volume: Decimal, deal: Deal) -> None:
+        """``volume`` of ``position`` was closed at the venue (SL, TP, by hand) by ``deal``."""
+        reason = {4: "stop_loss", 5: "take_profit"}.get(deal.reason, "market")
+        self.bus.publish(
+            OrderFilled(
+                self._owners.get(position.ticket) or f"{self.name}-{position.ticket}",
+                self.name,
+                self.label,
+                self._qkt_symbol(position.symbol),
+                "sell" if position.type == 0 else "buy",
+                volume,
+                deal.price,
+                self.clock.now(),
+                reason,  # type: ignore[arg-type]
+            )
+        )
 
     def _forget(self, ticket: int) -> None:
         """A position that is closed at the venue: tickets are never reused."""
