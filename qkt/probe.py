@@ -74,11 +74,12 @@ async def _probe(route: Route, profile: Any) -> tuple[Probe, list[Diagnostic]]:
         retry_attempts=1,
     )
     try:
-        if not await client.ready():
+        problem = await client.readiness()
+        if problem is not None:
             return Probe(route.profile, route.target, False), [
                 warning(
                     "gateway-unreachable",
-                    f"profile `{route.profile}`: gateway {route.target} is not ready or not reachable",
+                    f"profile `{route.profile}`: gateway {route.target} {problem}",
                     strict=True,
                 )
             ]

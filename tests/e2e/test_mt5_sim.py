@@ -243,3 +243,36 @@ def test_a_strategy_that_closes_with_market_orders_sees_each_fill_once(
     positions = httpx.get(f"{simulator}/get_positions").json()["data"]
     assert sum(Decimal(p["volume"]) for p in positions) == Decimal("0.1") * (len(fills) % 2)
     assert len(positions) == len(fills) % 2  # no hedge left beside a position
+
+
+def test_a_wrong_gateway_token_refuses_the_run_without_showing_either_token(
+    tmp_path: Path,
+) -> None:
+    from qkt.sim import SimServer, SimState
+
+    (tmp_path / "flip.qkt").write_text(FLIP)
+    (tmp_path / "bars.csv").write_text(
+        "time,open,high,low,close\n2026-03-02T10:00:00Z,1.085,1.086,1.084,1.085\n"
+    )
+    config = tmp_path / "qkt.config.yaml"
+    with SimServer(SimState(symbols=("EURUSDm",)), api_key="right-token-123") as sim:
+        config.write_text(
+            f"brokers:\n  exness:\n    gateway_url: {sim.url}\n    api_key: ${{GATEWAY_TOKEN}}\n"
+        )
+        env = {**clean_env(tmp_path), "GATEWAY_TOKEN": "wrong-token-456"}
+        args = [*qkt_command(), "--config", str(config), "run", "flip.qkt"]
+        result = subprocess.run(
+            [*args, "--replay", "bars.csv"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1
+        assert "error[gateway-unavailable]" in result.stderr
+        assert "refuses the profile's api_key (HTTP 401)" in result.stderr
+        assert "Traceback" not in result.stderr
+        for token in ("wrong-token-456", "right-token-123"):
+            assert token not in result.stdout + result.stderr
+        assert sim.state.received == []  # nothing was sent

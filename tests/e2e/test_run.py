@@ -80,7 +80,7 @@ def test_routing_follows_the_config_and_says_what_is_missing(tmp_path: Path) -> 
     )
     assert result.returncode == 1
     assert "error[gateway-unavailable]" in result.stderr
-    assert "http://localhost:5001 is not ready" in result.stderr
+    assert "http://localhost:5001 is unreachable (ConnectError)" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -136,9 +136,10 @@ class MT5Broker:
     async def start(self) -> None:
         """Refuse a gateway that is not ready or not the expected account; recover positions."""
         url = self.client.base_url
-        if not await self.client.ready():
+        problem = await self.client.readiness()
+        if problem is not None:
             raise BrokerRefused(
-                error("gateway-unavailable", f"profile `{self.name}`: gateway {url} is not ready")
+                error("gateway-unavailable", f"profile `{self.name}`: gateway {url} {problem}")
             )
         try:
             account = await self.client.account()

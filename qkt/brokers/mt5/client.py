@@ -197,11 +197,23 @@ class GatewayClient:
         return [self._model(model, row, path) for row in data]
 
     async def ready(self) -> bool:
+        return await self.readiness() is None
+
+    async def readiness(self) -> str | None:
+        """None when the gateway is ready, else why not (one try, never retried)."""
         try:
             response = await self._http.get("/health/ready")
-            return response.status_code == 200 and _unwrap(response.json()).get("status") == "ready"
-        except (httpx.HTTPError, ValueError, AttributeError):
-            return False
+        except httpx.HTTPError as exc:
+            return f"is unreachable ({type(exc).__name__})"
+        if response.status_code in (401, 403):
+            return f"refuses the profile's api_key (HTTP {response.status_code})"
+        try:
+            status = _unwrap(response.json()).get("status")
+        except (ValueError, AttributeError):
+            status = None
+        if response.status_code == 200 and status == "ready":
+            return None
+        return f"is not ready (HTTP {response.status_code}, status {status!r})"
 
     async def account(self) -> Account:
         data = await self._get("/account")
