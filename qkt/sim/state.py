@@ -215,6 +215,10 @@ class SimState:
             wrong = (sl is not None and (sl >= price if side == "BUY" else sl <= price)) or (
                 tp is not None and (tp <= price if side == "BUY" else tp >= price)
             )
+            # Like a terminal, stops must be prices of the symbol: at most `digits` decimals.
+            wrong = wrong or any(
+                level is not None and level != level.quantize(inst.point) for level in (sl, tp)
+            )
             if wrong:
                 return 400, {"retcode": RETCODE_INVALID_STOPS, "comment": "Invalid stops"}
             magic = int(body.get("magic") or 0)

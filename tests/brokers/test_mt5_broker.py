@@ -471,3 +471,23 @@ async def test_a_close_of_unknown_outcome_is_settled_from_the_ticket(
     else:
         assert events[1].price == Decimal("18090")
     assert sum(r.path == "/close_position" for r, _ in httpserver.log) == 1  # never resent
+
+
+async def test_stops_go_out_as_prices_of_the_symbol(httpserver: HTTPServer, tmp_path: Path) -> None:
+    httpserver.expect_request("/symbol_info/USTECm").respond_with_json({**INFO, "digits": 2})
+    httpserver.expect_request("/order", method="POST").respond_with_json(
+        {"result": {"retcode": 10009, "order": 42, "price": "18000.5", "volume": "0.1"}}
+    )
+    broker, _ = make(httpserver, tmp_path)
+    order = request()
+    await send(
+        broker,
+        OrderRequest(
+            *(order.client_id, order.strategy, order.alias, order.label, order.symbol),
+            *(order.side, order.qty, order.time),
+            Decimal("17000.12567"),  # BY 5.5 PCT of an entry: more decimals than the venue has
+            Decimal("19000.1"),
+        ),
+    )
+    body = json.loads(next(r for r, _ in httpserver.log if r.path == "/order").data)
+    assert (body["sl"], body["tp"]) == (17000.13, 19000.1)

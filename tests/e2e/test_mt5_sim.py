@@ -105,10 +105,10 @@ def test_replayed_strategy_sends_its_orders_to_the_simulated_gateway(
         body = sent.get("body", sent)
         assert (body["symbol"], body["magic"], body["type"]) == ("EURUSDm", 10001, "BUY")
         assert Decimal(str(body["volume"])) == Decimal("0.1")
-        # BY 50 PCT / BY 100 PCT of the entry the session saw
-        entry = Decimal(order["stop_loss"]) * 2
-        assert Decimal(str(body["sl"])) == pytest.approx(entry / 2, rel=Decimal("1e-9"))
-        assert Decimal(str(body["tp"])) == pytest.approx(entry * 2, rel=Decimal("1e-9"))
+        # BY 50 PCT / BY 100 PCT of the entry the session saw, as prices of EURUSDm (5 digits)
+        entry, point = Decimal(order["stop_loss"]) * 2, Decimal("0.00001")
+        assert Decimal(str(body["sl"])) == (entry / 2).quantize(point)
+        assert Decimal(str(body["tp"])) == (entry * 2).quantize(point)
         assert body["client_order_id"] == order["client_id"]
 
     positions = httpx.get(f"{simulator}/get_positions", params={"magic": 10001}).json()

@@ -258,13 +258,21 @@ class MT5Broker:
                 key=lambda p: p.ticket,
             )
             if opposite:
-                return await self._reduce(symbol, request, tag, opposite)
-        return await self._place(symbol, request, tag, request.qty, announced=False)
+                return await self._reduce(symbol, request, tag, info, opposite)
+        return await self._place(symbol, request, tag, info, request.qty, announced=False)
 
     async def _place(
-        self, symbol: str, request: OrderRequest, tag: str, qty: Decimal, *, announced: bool
+        self,
+        symbol: str,
+        request: OrderRequest,
+        tag: str,
+        info: SymbolInfo,
+        qty: Decimal,
+        *,
+        announced: bool,
     ) -> OrderAccepted | OrderRejected | OrderUnknown:
-        """``POST /order`` for ``qty`` of the request, sent once."""
+        """``POST /order`` for ``qty`` of the request, sent once; its stops rounded to the
+        symbol's digits (a terminal refuses a stop that is not a price of the symbol)."""
         outcome = await self.client.order(
             symbol=symbol,
             side=request.side,
@@ -273,8 +281,8 @@ class MT5Broker:
             client_order_id=request.client_id,
             comment=tag,
             deviation=self.deviation,
-            sl=request.stop_loss,
-            tp=request.take_profit,
+            sl=_to_digits(request.stop_loss, info.digits),
+            tp=_to_digits(request.take_profit, info.digits),
         )
         if outcome.status == "rejected":
             return self._reject(request, outcome.message or "rejected by the venue")
@@ -291,7 +299,12 @@ class MT5Broker:
         return accepted
 
     async def _reduce(
-        self, symbol: str, request: OrderRequest, tag: str, opposite: list[Position]
+        self,
+        symbol: str,
+        request: OrderRequest,
+        tag: str,
+        info: SymbolInfo,
+        opposite: list[Position],
     ) -> OrderAccepted | OrderRejected | OrderUnknown:
         """Hedging account: an order against open positions closes them by ticket, oldest first
         (whole, or partly for the last one); what is left opens a position of its own. Like a
@@ -322,7 +335,7 @@ class MT5Broker:
             self._fill(request, outcome.result.price, take)
             remaining -= take
         if remaining > 0 and not request.reduce_only:
-            return await self._place(symbol, request, tag, remaining, announced=announced)
+            return await self._place(symbol, request, tag, info, remaining, announced=announced)
         return OrderAccepted(request.client_id, self.name, self.clock.now())
 
     def _took(self, position: Position, take: Decimal) -> None:
@@ -657,6 +670,10 @@ def account_mismatches(profile: str, url: str, values: Any, account: Account) ->
                 )
             )
     return found
+
+
+def _to_digits(price: Decimal | None, digits: int) -> Decimal | None:
+    return None if price is None else price.quantize(Decimal(1).scaleb(-digits))
 
 
 def _volume_problem(qty: Decimal, info: SymbolInfo) -> str | None:
