@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from qkt.brokers.mt5.book import TicketBook
 from qkt.brokers.mt5.client import (
     Account,
     Deal,
@@ -83,11 +84,6 @@ class Recovered:
     comment: str
 
 
-@dataclass
-class _Book:
-    tickets: dict[int, Position] = field(default_factory=dict)
-
-
 class MT5Broker:
     capabilities = frozenset({"market", "bracket"})
 
@@ -118,19 +114,18 @@ class MT5Broker:
         )
         self._symbols: dict[str, SymbolInfo] = {}
         self._unresolved: dict[str, _Unresolved] = {}  # broker symbol -> order of unknown outcome
-        self._book = _Book()
+        self.book = TicketBook(self.magic)
         self.recovered: list[Recovered] = []
         self._locks: dict[str, asyncio.Lock] = {}  # broker symbol -> one order at a time
         self._inflight: set[asyncio.Task[None]] = set()
         self._failures: list[BaseException] = []
-        self._owners: dict[int, str] = {}  # ticket -> client id of the order that opened it
-        # When (a counter) this broker last changed a ticket in its book (its own fill, a close):
-        # a poll snapshot read before that must not overwrite it, nor bring a closed one back.
-        self._touched: dict[int, int] = {}
-        self._moment = 0
         self.absence_backoff_s = 0.2  # between the reads that confirm "not placed"
-        self.hedging = False  # read from /account at start
         self._positions_outage = Outage(bus, clock, self.name, f"positions of magic {self.magic}")
+
+    @property
+    def hedging(self) -> bool:
+        """Whether the account hedges (``margin_mode`` 2), as read from ``/account`` at start."""
+        return self.book.hedging
 
     # ------------------------------------------------------------ start-up
     async def start(self) -> None:
@@ -149,9 +144,9 @@ class MT5Broker:
         mismatches = account_mismatches(self.name, url, self.profile.values, account)
         if mismatches:
             raise BrokerRefused(mismatches)
-        self.hedging = account.margin_mode == HEDGING
+        self.book.hedging = account.margin_mode == HEDGING
         for position in positions:
-            self._book.tickets[position.ticket] = position
+            self.book.adopt(position)
             self.recovered.append(
                 Recovered(
                     self.label,
@@ -252,11 +247,7 @@ class MT5Broker:
             return self._reject(request, f"{symbol}: {problem}")
         tag = order_tag(request.strategy, request.client_id)
         if self.hedging:
-            side = 0 if request.side == "buy" else 1
-            opposite = sorted(
-                (p for p in self._book.tickets.values() if p.symbol == symbol and p.type != side),
-                key=lambda p: p.ticket,
-            )
+            opposite = self.book.against(symbol, _side(request))
             if opposite:
                 return await self._reduce(symbol, request, tag, info, opposite)
         return await self._place(symbol, request, tag, info, request.qty, announced=False)
@@ -294,7 +285,9 @@ class MT5Broker:
             self.bus.publish(accepted)
         result = outcome.result
         filled = result.volume or qty
-        self._track(symbol, request, tag, result.order, result.price, filled)
+        self.book.track(
+            symbol, _side(request), request.client_id, tag, result.order, result.price, filled
+        )
         self._fill(request, result.price, filled)
         return accepted
 
@@ -331,20 +324,12 @@ class MT5Broker:
             if not announced:
                 self.bus.publish(OrderAccepted(request.client_id, self.name, self.clock.now()))
                 announced = True
-            self._took(position, take)
+            self.book.took(position, take)
             self._fill(request, outcome.result.price, take)
             remaining -= take
         if remaining > 0 and not request.reduce_only:
             return await self._place(symbol, request, tag, info, remaining, announced=announced)
         return OrderAccepted(request.client_id, self.name, self.clock.now())
-
-    def _took(self, position: Position, take: Decimal) -> None:
-        """``take`` came off ``position`` by an order of ours."""
-        if take >= position.volume:
-            self._forget(position.ticket)
-        else:
-            position.volume -= take
-            self._touch(position.ticket)
 
     async def _settle_or_block(
         self, symbol: str, request: OrderRequest, message: str
@@ -360,48 +345,6 @@ class MT5Broker:
         )
         self.bus.publish(unknown)
         return unknown
-
-    def _track(
-        self,
-        symbol: str,
-        request: OrderRequest,
-        tag: str,
-        ticket: int,
-        price: Decimal | None,
-        qty: Decimal,
-    ) -> None:
-        """Keep the book in step with a fill of ours (netting: one position per symbol), so the
-        poller reports only what the venue did: an order of ours that closes a position has told
-        the session already, and the ticket it closed must not come back as a venue-side exit.
-        A new position's ticket is the order's; an order into a position keeps that position's."""
-        side = 0 if request.side == "buy" else 1
-        held = next((p for p in self._book.tickets.values() if p.symbol == symbol), None)
-        if held is not None and self.hedging:
-            held = None  # every order is a position of its own (opposite ones close by ticket)
-        if held is not None and held.type == side:
-            held.volume += qty
-            self._touch(held.ticket)
-            return
-        if held is not None:
-            rest = qty - held.volume  # reversed through flat when positive: a new position
-            self._took(held, qty)
-            if rest <= 0:
-                return
-            qty = rest
-        if not ticket or not qty:
-            return
-        self._owners[ticket] = request.client_id
-        self._touch(ticket)
-        self._book.tickets[ticket] = Position(
-            ticket=ticket,
-            symbol=symbol,
-            type=side,
-            volume=qty,
-            price_open=price or Decimal(0),
-            magic=self.magic,
-            comment=tag,
-            time_msc=int(datetime.now(UTC).timestamp() * 1000),
-        )
 
     def _fill(self, request: OrderRequest, price: Decimal | None, qty: Decimal) -> None:
         if price is None:
@@ -452,7 +395,8 @@ class MT5Broker:
             price, qty, ticket = found.price_open, found.volume, found.ticket
         else:  # the deal it made (netting: it may have added to or closed a position)
             price, qty, ticket = found.price, found.volume or request.qty, found.order
-        self._track(broker_symbol, request, pending.tag, ticket, price, qty)
+        side = _side(request)
+        self.book.track(broker_symbol, side, request.client_id, pending.tag, ticket, price, qty)
         self.bus.publish(OrderAccepted(request.client_id, self.name, self.clock.now()))
         self._fill(request, price, qty)
         return True
@@ -463,7 +407,7 @@ class MT5Broker:
         :data:`ABSENCE_CHECKS` reads that show it whole. The rest of the order is not sent."""
         request = pending.request
         deals: list[Deal] | None = None
-        held = self._book.tickets.get(closing.ticket)
+        held = self.book.tickets.get(closing.ticket)
         for check in range(ABSENCE_CHECKS):
             if check:
                 await asyncio.sleep(self.absence_backoff_s * check)
@@ -486,7 +430,7 @@ class MT5Broker:
             return True
         exit_deal = next((d for d in reversed(deals) if d.entry in (1, 2, 3)), None)
         if held is not None:
-            self._took(held, closing.take)
+            self.book.took(held, closing.take)
         self.bus.publish(OrderAccepted(request.client_id, self.name, self.clock.now()))
         self._fill(request, exit_deal.price if exit_deal else None, closing.take)
         return True
@@ -538,36 +482,31 @@ class MT5Broker:
             async with self._lock(symbol):
                 if symbol in self._unresolved:
                     await self._resolve(symbol)
-        read_at = self._moment
+        read_at = self.book.moment
         try:
             current = {p.ticket: p for p in await self.client.positions(self.magic)}
         except GatewayError as exc:
             self._positions_outage.failed(exc.diagnostics[0].message)
             return 0
         self._positions_outage.answered()
+        changes = self.book.changes(current, read_at)
         emitted = 0
-        for ticket, position in list(self._book.tickets.items()):
-            if ticket in current:
-                continue
+        for position in changes.vanished:
             closing = await self._last_exit(position)
             if closing is None:
                 continue  # no exit deal (yet), or unreadable: nothing is assumed
             self._report_exit(position, closing.volume or position.volume, closing)
-            self._forget(ticket)
+            self.book.forget(position.ticket)
             emitted += 1
-        for ticket, position in current.items():
-            # Fresh volumes and prices; never a ticket changed by us while this snapshot was read
-            # (a closed one would be reported closed a second time on the next poll).
-            if self._touched.get(ticket, 0) > read_at:
+        unread: set[int] = set()
+        for held, now in changes.shrunk:  # part of it was closed at the venue
+            closing = await self._last_exit(held)
+            if closing is None:
+                unread.add(held.ticket)  # keep the old volume: the next poll looks again
                 continue
-            held = self._book.tickets.get(ticket)
-            if held is not None and held.type == position.type and position.volume < held.volume:
-                closing = await self._last_exit(held)  # part of it was closed at the venue
-                if closing is None:
-                    continue  # keep the old volume: the next poll looks again
-                self._report_exit(held, held.volume - position.volume, closing)
-                emitted += 1
-            self._book.tickets[ticket] = position
+            self._report_exit(held, held.volume - now.volume, closing)
+            emitted += 1
+        self.book.refresh(current, read_at, keep=unread)
         return emitted
 
     async def _last_exit(self, position: Position) -> Deal | None:
@@ -583,7 +522,7 @@ class MT5Broker:
         reason = {4: "stop_loss", 5: "take_profit"}.get(deal.reason, "market")
         self.bus.publish(
             OrderFilled(
-                self._owners.get(position.ticket) or f"{self.name}-{position.ticket}",
+                self.book.owner(position.ticket, f"{self.name}-{position.ticket}"),
                 self.name,
                 self.label,
                 self._qkt_symbol(position.symbol),
@@ -594,16 +533,6 @@ class MT5Broker:
                 reason,  # type: ignore[arg-type]
             )
         )
-
-    def _forget(self, ticket: int) -> None:
-        """A position that is closed at the venue: tickets are never reused."""
-        self._book.tickets.pop(ticket, None)
-        self._owners.pop(ticket, None)
-        self._touch(ticket)
-
-    def _touch(self, ticket: int) -> None:
-        self._moment += 1
-        self._touched[ticket] = self._moment
 
     def cancel(self, client_id: str) -> bool:
         return False  # market orders only: nothing rests at the venue
@@ -616,9 +545,8 @@ class MT5Broker:
 
     async def _close(self, broker_symbol: str) -> None:
         async with self._lock(broker_symbol):
-            for ticket, position in list(self._book.tickets.items()):
-                if position.symbol == broker_symbol:
-                    await self._close_ticket(ticket, position)
+            for position in self.book.of(broker_symbol):
+                await self._close_ticket(position.ticket, position)
 
     async def _close_ticket(self, ticket: int, position: Position) -> None:
         client_id = f"{self.name}-close-{ticket}-{run_stamp()}"  # a fresh key for every try
@@ -631,7 +559,7 @@ class MT5Broker:
             reason = f"close of ticket {ticket}: outcome unknown ({outcome.message})"
             self.bus.publish(OrderUnknown(client_id, self.name, reason, now))
             return  # still in the book: the poller reports the close if it happened
-        self._forget(ticket)
+        self.book.forget(ticket)
         result = outcome.result
         self.bus.publish(OrderAccepted(client_id, self.name, now))
         self.bus.publish(
@@ -670,6 +598,11 @@ def account_mismatches(profile: str, url: str, values: Any, account: Account) ->
                 )
             )
     return found
+
+
+def _side(request: OrderRequest) -> int:
+    """MT5's position type of the request's side: 0 buy, 1 sell."""
+    return 0 if request.side == "buy" else 1
 
 
 def _to_digits(price: Decimal | None, digits: int) -> Decimal | None:
