@@ -85,14 +85,19 @@ def run(
     ] = None,
     as_json: Annotated[
         bool,
-        typer.Option("--json", help="One JSON object per line: order, fill, rejected, summary."),
+        typer.Option(
+            "--json",
+            help="One JSON object per line: order, fill, rejected, unknown, log, venue, summary.",
+        ),
     ] = False,
 ) -> None:
-    """Run one strategy in the foreground on replayed data and print every order and fill.
+    """Run one strategy in the foreground, on replayed data or live, and print every order and fill.
 
-    Routing follows the configuration exactly as a daemon session would; `--paper` fills every
-    stream on paper instead. The same input always prints the same output. Ctrl-C stops with the
-    summary.
+    Routing follows the configuration exactly as a daemon session would: MT5 legs go to their
+    gateways, `--paper` fills every stream on paper instead. Without --replay (and with
+    market_data.source: venue) the streams are priced by the venues they route to. A paper replay
+    always prints the same output. Ctrl-C waits for orders in flight, then stops with the summary
+    (exit code 130).
     """
     import asyncio
 
