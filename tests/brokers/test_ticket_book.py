@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from qkt.brokers.mt5.book import TicketBook
 from qkt.brokers.mt5.client import Position
 
@@ -62,3 +65,18 @@ def test_a_snapshot_tells_what_the_venue_did_on_its_own() -> None:
     ]
     book.refresh({7: venue(7, BUY, "0.2")}, read_at, keep={7})  # its exit was unreadable
     assert book.tickets[7].volume == Decimal("0.5")  # the next poll looks again
+
+
+@given(st.lists(st.tuples(st.sampled_from([BUY, SELL]), st.integers(1, 50)), max_size=30))
+def test_netting_book_holds_the_net_of_our_fills(fills: list[tuple[int, int]]) -> None:
+    book = TicketBook(magic=1)
+    net = Decimal(0)
+    for n, (side, lots) in enumerate(fills, start=1):
+        qty = Decimal(lots) / 100
+        book.track("EURUSDm", side, f"a-{n}", "t", 100 + n, Decimal(1), qty)
+        net += qty if side == BUY else -qty
+    held = list(book.tickets.values())
+    assert len(held) == (1 if net else 0)
+    if held:
+        (position,) = held
+        assert position.volume == abs(net) and position.type == (BUY if net > 0 else SELL)
