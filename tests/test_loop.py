@@ -3,6 +3,7 @@ start adopts only its own positions, and every run numbers its orders afresh."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,7 @@ from qkt.brokers.tags import order_tag
 from qkt.config import load_config
 from qkt.dsl import parse_strategy
 from qkt.feeds.replay import ReplaySource, Row
+from qkt.feeds.venue import VenueQuotes
 from qkt.loop import drive
 from qkt.session import LiveSession, SessionRefused
 
@@ -109,3 +111,20 @@ def test_venue_sessions_number_their_orders_per_run(httpserver: HTTPServer, tmp_
     a, b = first.orders.next_id(), second.orders.next_id()
     assert a.startswith("watch-") and b.startswith("watch-") and a != b
     assert a.endswith("-000001") and b.endswith("-000001")
+
+
+async def test_a_poller_that_breaks_stops_the_session_with_its_own_error(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    session = session_for(httpserver, tmp_path)
+    (broker,) = session.venues.values()
+
+    async def broken() -> int:
+        raise RuntimeError("poller bug")
+
+    broker.poll = broken  # type: ignore[method-assign]
+
+    quotes = VenueQuotes(session).rows()  # live quotes: no end of their own
+    with pytest.raises(RuntimeError, match="poller bug"):  # not an ExceptionGroup
+        await asyncio.wait_for(drive(session, quotes), 10)
+    assert broker.client._client is None  # type: ignore[attr-defined]  # connections closed
