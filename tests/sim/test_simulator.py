@@ -56,6 +56,7 @@ def buy(
     sl: str | None = None,
     tp: str | None = None,
     side: str = "buy",
+    reduce_only: bool = False,
 ) -> OrderRequest:
     return OrderRequest(
         cid,
@@ -68,6 +69,7 @@ def buy(
         T0,  # type: ignore[arg-type]
         None if sl is None else Decimal(sl),
         None if tp is None else Decimal(tp),
+        reduce_only,
     )
 
 
@@ -379,3 +381,27 @@ async def test_part_of_a_position_closed_at_the_venue_reaches_the_session(
     sim.state.close(position.ticket)  # and the rest
     assert await b.poll() == 1
     assert (events[-1].side, events[-1].qty) == ("sell", Decimal("0.2"))
+
+
+@pytest.mark.parametrize(
+    ("by_hand", "after"), [("0.2", ["sell 0.2", "sell 0.1"]), ("0.3", ["sell 0.3", "rejected"])]
+)
+@pytest.mark.anyio
+async def test_a_close_after_the_venue_closed_by_itself_never_opens_the_other_way(
+    sim: SimServer, tmp_path: Path, by_hand: str, after: list[str]
+) -> None:
+    """The strategy's CLOSE asks for the whole position it knows; the venue closed part or all of
+    it since the last poll (a stop, a hand): the close hears that first and closes only the rest."""
+    b, events = await broker(sim, tmp_path)
+    await send(b, buy("0.3"))
+    (position,) = await b.client.positions(10001)
+    sim.state.close(position.ticket, Decimal(by_hand))
+    await send(b, buy("0.3", "s-000002", side="sell", reduce_only=True))
+    seen = [
+        f"{e.side} {e.qty}" if isinstance(e, OrderFilled) else "rejected"
+        for e in events[2:]
+        if isinstance(e, OrderFilled | OrderRejected)
+    ]
+    assert seen == after
+    assert await b.client.positions(10001) == []  # flat: never a short
+    assert await b.poll() == 0

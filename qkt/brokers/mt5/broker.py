@@ -119,6 +119,7 @@ class MT5Broker:
         self._locks: dict[str, asyncio.Lock] = {}  # broker symbol -> one order at a time
         self._inflight: set[asyncio.Task[None]] = set()
         self._failures: list[BaseException] = []
+        self._reconciling = asyncio.Lock()
         self.absence_backoff_s = 0.2  # between the reads that confirm "not placed"
         self._positions_outage = Outage(bus, clock, self.name, f"positions of magic {self.magic}")
 
@@ -246,11 +247,23 @@ class MT5Broker:
         if problem:
             return self._reject(request, f"{symbol}: {problem}")
         tag = order_tag(request.strategy, request.client_id)
+        qty = request.qty
+        if request.reduce_only:
+            # A close must only close: first hear what the venue did on its own (a stop may
+            # have closed the position since the last poll), then close no more than it holds.
+            await self._reconcile()
+            held = self.book.against(symbol, _side(request))
+            if not held:
+                return self._reject(
+                    request, f"{symbol}: the venue holds no position of this profile to close"
+                )
+            if not self.hedging:
+                qty = min(qty, held[0].volume)
         if self.hedging:
             opposite = self.book.against(symbol, _side(request))
             if opposite:
                 return await self._reduce(symbol, request, tag, info, opposite)
-        return await self._place(symbol, request, tag, info, request.qty, announced=False)
+        return await self._place(symbol, request, tag, info, qty, announced=False)
 
     async def _place(
         self,
@@ -482,6 +495,15 @@ class MT5Broker:
             async with self._lock(symbol):
                 if symbol in self._unresolved:
                     await self._resolve(symbol)
+        return await self._reconcile()
+
+    async def _reconcile(self) -> int:
+        """One look at the venue's positions (one at a time: two looks at once would report the
+        same exit twice)."""
+        async with self._reconciling:
+            return await self._look()
+
+    async def _look(self) -> int:
         read_at = self.book.moment
         try:
             current = {p.ticket: p for p in await self.client.positions(self.magic)}
