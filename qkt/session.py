@@ -22,7 +22,7 @@ from qkt.brokers.base import VenueBroker
 from qkt.brokers.composite import CompositeBroker
 from qkt.brokers.paper import PaperBroker
 from qkt.brokers.registry import BrokerRegistry
-from qkt.brokers.tags import run_stamp, session_of, session_tag
+from qkt.brokers.tags import run_stamp
 from qkt.diagnostics import Diagnostic, error
 from qkt.dsl.ast import Strategy
 from qkt.engine.bus import EventBus
@@ -197,7 +197,9 @@ class LiveSession:
         if self._started:
             return
         venues = list(self.venues.items())
-        results = await asyncio.gather(*(b.start() for _, b in venues), return_exceptions=True)
+        results = await asyncio.gather(
+            *(b.start(self.name) for _, b in venues), return_exceptions=True
+        )
         refusals: list[Diagnostic] = []
         for (profile, _), result in zip(venues, results, strict=True):
             if isinstance(result, QktError):
@@ -227,14 +229,13 @@ class LiveSession:
             raise failure
 
     def _adopt(self, recovered: Iterable[Any]) -> None:
-        """Positions a venue already holds for this session (its tag opens their comment)."""
-        mine = session_tag(self.name)
+        """Positions a venue already holds for this session (the broker kept only those whose
+        comment's tag names this session)."""
         for position in recovered:
-            if session_of(position.comment) == mine:
-                book = self.positions.get(position.label, position.symbol)
-                book.apply(position.side, position.qty, position.price)
-                if book.qty:
-                    self._open.add((position.label.lower(), position.symbol))
+            book = self.positions.get(position.label, position.symbol)
+            book.apply(position.side, position.qty, position.price)
+            if book.qty:
+                self._open.add((position.label.lower(), position.symbol))
 
     # ------------------------------------------------------------ what rules read
     def position(self, alias: str, pfield: str | None) -> float | None:

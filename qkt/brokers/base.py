@@ -46,11 +46,12 @@ class VenueBroker(Protocol):
     """A broker that talks to a venue over the network: an asyncio edge around the sync core.
 
     ``submit`` hands an order to the running loop and returns; its answer arrives as events.
-    A factory builds it without I/O; ``start`` checks the venue and recovers open positions."""
+    A factory builds it without I/O; ``start`` checks the venue and recovers the open positions
+    the session's orders opened."""
 
     recovered: list[Any]
 
-    async def start(self) -> None: ...
+    async def start(self, session: str) -> None: ...
 
     async def settle(self) -> None: ...
 

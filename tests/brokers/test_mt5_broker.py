@@ -249,12 +249,12 @@ async def test_start_guard_and_recovery(httpserver: HTTPServer, tmp_path: Path) 
     broker, _ = make(
         httpserver, tmp_path, "    expected_account_login: 111\n    expected_trade_mode: demo\n"
     )
-    await broker.start()
+    await broker.start("nas")
     (recovered,) = broker.recovered
     assert (recovered.symbol, recovered.qty, recovered.ticket) == ("NAS100", Decimal("0.10"), 42)
     wrong, _ = make(httpserver, tmp_path, "    expected_account_login: 222\n")
     with pytest.raises(BrokerRefused) as info:
-        await wrong.start()
+        await wrong.start("nas")
     assert info.value.diagnostics[0].code == "account-mismatch"
 
 
@@ -265,7 +265,7 @@ async def test_poller_turns_a_vanished_ticket_into_its_closing_fill(
     httpserver.expect_request("/account").respond_with_json({"login": 1})
     httpserver.expect_oneshot_request("/get_positions").respond_with_json([POSITION])
     broker, events = make(httpserver, tmp_path)
-    await broker.start()
+    await broker.start("nas")
     httpserver.expect_oneshot_request("/get_positions").respond_with_data("oops", status=500)
     httpserver.expect_oneshot_request("/get_positions").respond_with_data("oops", status=500)
     httpserver.expect_oneshot_request("/get_positions").respond_with_data("oops", status=500)
@@ -409,7 +409,7 @@ async def test_a_close_during_a_slow_poll_is_reported_once(
         [{"ticket": 10, "position_id": 42, "entry": 1, "volume": "0.10", "price": "18100"}]
     )
     broker, events = make(threaded, tmp_path)
-    await broker.start()
+    await broker.start("nas")
     polling = asyncio.create_task(broker.poll())
     await asyncio.sleep(0.1)  # the poll is waiting for its snapshot, which still has 42
     broker.close_position("EXNESS-PERSONAL", "NAS100")
@@ -435,7 +435,7 @@ async def test_on_a_hedging_account_an_opposite_order_closes_by_ticket(
         "/close_position", method="POST", headers={"Idempotency-Key": "nas-000002-close-42"}
     ).respond_with_json({"result": {"retcode": 10009, "order": 77, "price": "18100"}})
     broker, events = make(httpserver, tmp_path)
-    await broker.start()
+    await broker.start("nas")
     await send(broker, request(side="sell", cid="nas-000002"))
     assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled"]
     assert (events[1].side, events[1].qty, events[1].price) == (
@@ -463,7 +463,7 @@ async def test_a_close_of_unknown_outcome_is_settled_from_the_ticket(
         [{"ticket": 10, "position_id": 42, "entry": 1, "volume": "0.10", "price": "18090"}]
     )
     broker, events = make(httpserver, tmp_path)
-    await broker.start()
+    await broker.start("nas")
     await send(broker, request(side="sell", cid="nas-000002"))
     assert [type(e).__name__ for e in events] == outcome
     if after:  # the ticket is still whole after three reads: it was not closed

@@ -28,7 +28,7 @@ T0 = datetime(2026, 3, 2, tzinfo=UTC)
 
 @pytest.fixture
 def sim() -> Iterator[SimServer]:
-    with SimServer(SimState(seed=5, symbols=("EURUSDm", "XAUUSDm"))) as server:
+    with SimServer(SimState(seed=5, symbols=("EURUSDm", "XAUUSDm", "GBPUSDm"))) as server:
         yield server
 
 
@@ -46,7 +46,7 @@ async def broker(
     client = GatewayClient(sim.url, timeout_ms=timeout_ms, backoff_s=0.001)
     b = MT5Broker(profile, bus, SimulatedClock(T0), PriceTracker(), client, label="EXNESS")
     b.absence_backoff_s = 0.01
-    await b.start()
+    await b.start("s")
     return b, events
 
 
@@ -405,3 +405,26 @@ async def test_a_close_after_the_venue_closed_by_itself_never_opens_the_other_wa
     assert seen == after
     assert await b.client.positions(10001) == []  # flat: never a short
     assert await b.poll() == 0
+
+
+@pytest.mark.anyio
+async def test_positions_of_other_sessions_on_the_magic_are_left_alone(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    def place(symbol: str, comment: str) -> int:
+        order = {"symbol": symbol, "type": "BUY", "volume": "0.1", "magic": 10001}
+        status, result = sim.state.market_order({**order, "comment": comment})
+        assert status == 200
+        return int(result["order"])
+
+    ours = place("EURUSDm", order_tag("s", "s-earlier-000001"))  # an earlier run of this session
+    theirs = place("XAUUSDm", order_tag("other", "other-000001"))  # another strategy's
+    by_hand = place("GBPUSDm", "")
+    b, events = await broker(sim, tmp_path)  # session "s"
+    assert [(r.symbol, r.ticket) for r in b.recovered] == [("EURUSD", ours)]
+    sim.state.close(theirs)
+    sim.state.close(by_hand)
+    assert await b.poll() == 0 and events == []  # not ours: not reported
+    sim.state.close(ours)
+    assert await b.poll() == 1
+    assert (events[-1].symbol, events[-1].side) == ("EURUSD", "sell")

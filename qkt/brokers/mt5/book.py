@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from qkt.brokers.mt5.client import Position
+from qkt.brokers.tags import session_of
 
 
 @dataclass
@@ -28,12 +29,17 @@ class TicketBook:
     def __init__(self, magic: int) -> None:
         self.magic = magic
         self.hedging = False  # every order a position of its own (margin_mode 2)
+        self.owner_tag: str | None = None  # the session's tag; None: every position is ours
         self.tickets: dict[int, Position] = {}
         self._owners: dict[int, str] = {}  # ticket -> client id of the order that opened it
         self._touched: dict[int, int] = {}  # ticket -> moment of our last change
         self.moment = 0
 
     # ------------------------------------------------------------ reading
+    def ours(self, position: Position) -> bool:
+        """Whether a position of the venue was opened by this book's session."""
+        return self.owner_tag is None or session_of(position.comment) == self.owner_tag
+
     def owner(self, ticket: int, default: str) -> str:
         return self._owners.get(ticket) or default
 
@@ -131,9 +137,12 @@ class TicketBook:
 
     def refresh(self, current: dict[int, Position], read_at: int, keep: set[int]) -> None:
         """Take the snapshot's volumes and prices, except for tickets we changed since it was
-        read (a closed one must not come back) and those in ``keep``."""
+        read (a closed one must not come back) and those in ``keep``; a ticket the book does
+        not hold is taken only if its session's tag is ours (never another session's)."""
         for ticket, position in current.items():
-            if ticket not in keep and self._fresh(ticket, read_at):
+            if ticket in keep or not self._fresh(ticket, read_at):
+                continue
+            if ticket in self.tickets or self.ours(position):
                 self.tickets[ticket] = position
 
     def _fresh(self, ticket: int, read_at: int) -> bool:

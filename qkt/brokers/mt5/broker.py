@@ -35,7 +35,7 @@ from qkt.brokers.mt5.client import (
 )
 from qkt.brokers.mt5.symbols import from_broker_symbol, to_broker_symbol
 from qkt.brokers.notices import Outage
-from qkt.brokers.tags import TAG_LENGTH, order_tag, run_stamp
+from qkt.brokers.tags import TAG_LENGTH, order_tag, run_stamp, session_tag
 from qkt.diagnostics import Diagnostic, error
 from qkt.engine.events import (
     OrderAccepted,
@@ -129,8 +129,10 @@ class MT5Broker:
         return self.book.hedging
 
     # ------------------------------------------------------------ start-up
-    async def start(self) -> None:
-        """Refuse a gateway that is not ready or not the expected account; recover positions."""
+    async def start(self, session: str) -> None:
+        """Refuse a gateway that is not ready or not the expected account; recover the open
+        positions ``session``'s orders opened (their comment's tag names it). Positions of other
+        sessions on the same magic, or made by hand, are neither taken nor reported."""
         url = self.client.base_url
         problem = await self.client.readiness()
         if problem is not None:
@@ -146,7 +148,10 @@ class MT5Broker:
         if mismatches:
             raise BrokerRefused(mismatches)
         self.book.hedging = account.margin_mode == HEDGING
+        self.book.owner_tag = session_tag(session)
         for position in positions:
+            if not self.book.ours(position):
+                continue
             self.book.adopt(position)
             self.recovered.append(
                 Recovered(
