@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
+import time
 from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from qkt.brokers.registry import BrokerRegistry
 from qkt.config import load_config
@@ -75,3 +79,42 @@ async def test_quotes_are_polled_per_route_and_failures_reported_once(
     assert "quotes of EURUSDm cannot be read" in notices[0].message  # ... and said so once
     session.on_row(rows[1])
     assert session.prices.quote("EXNESS", "EURUSD", "buy") is not None
+
+
+@pytest.mark.anyio
+async def test_a_slow_symbol_does_not_hold_back_the_others(tmp_path: Path) -> None:
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    try:
+        ticks = itertools.count(1000)
+
+        def eur(request: Request) -> Response:
+            body = {"bid": "1.1", "ask": "1.1002", "time_msc": next(ticks)}
+            return Response(json.dumps(body), content_type="application/json")
+
+        def gold(request: Request) -> Response:
+            time.sleep(1.0)  # a terminal busy with this symbol
+            body = {"bid": "2900", "ask": "2900.5", "time_msc": next(ticks)}
+            return Response(json.dumps(body), content_type="application/json")
+
+        server.expect_request("/symbol_info_tick/EURUSDm").respond_with_handler(eur)
+        server.expect_request("/symbol_info_tick/XAUUSDm").respond_with_handler(gold)
+        url = server.url_for("").rstrip("/")
+        cfg = tmp_path / "qkt.config.yaml"
+        cfg.write_text(
+            f"brokers:\n  exness:\n    gateway_url: {url}\n    tick_poll_interval_ms: 20\n"
+        )
+        config = load_config(cfg, env={"QKT_NO_CACHE": "1"}, cwd=tmp_path)
+        two = STRATEGY.replace(
+            "eur = EXNESS:EURUSD EVERY 1m",
+            "eur = EXNESS:EURUSD EVERY 1m\ngold = EXNESS:XAUUSD EVERY 1m",
+        )
+        parsed = parse_strategy(two, "two.qkt")
+        assert parsed.strategy is not None
+        session = LiveSession(parsed.strategy, BrokerRegistry.from_config(config))
+        async with contextlib.aclosing(VenueQuotes(session).rows()) as source:
+            first = [(await anext(source)).symbol for _ in range(5)]
+        assert first == ["EURUSD"] * 5  # while gold's first answer is still on its way
+    finally:
+        server.clear()
+        server.stop()
