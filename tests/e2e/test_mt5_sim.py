@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +28,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def run_events(home: Path, cwd: Path, *args: str) -> list[dict[str, Any]]:
+    """``qkt ARGS --json`` as a real process that must succeed: the events it printed."""
+    result = subprocess.run(
+        [*qkt_command(), *args, "--json"],
+        cwd=cwd,
+        env=clean_env(home),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 @pytest.fixture
@@ -74,25 +89,12 @@ def test_replayed_strategy_sends_its_orders_to_the_simulated_gateway(
 ) -> None:
     config = tmp_path / "qkt.config.yaml"
     config.write_text(f"brokers:\n  exness:\n    gateway_url: {simulator}\n")
-    result = subprocess.run(
-        [
-            *qkt_command(),
-            "--config",
-            str(config),
-            "run",
-            "examples/momentum.qkt",
-            "--replay",
-            "examples/data/eurusd-1m.csv",
-            "--json",
-        ],
-        cwd=ROOT,
-        env=clean_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=180,
+    events = run_events(
+        tmp_path,
+        ROOT,
+        *("--config", str(config), "run", "examples/momentum.qkt"),
+        *("--replay", "examples/data/eurusd-1m.csv"),
     )
-    assert result.returncode == 0, result.stderr
-    events = [json.loads(line) for line in result.stdout.splitlines()]
     orders = [e for e in events if e["event"] == "order"]
     fills = [e for e in events if e["event"] == "fill"]
     assert orders and len(fills) == len(orders)
@@ -217,20 +219,11 @@ def test_a_strategy_that_closes_with_market_orders_sees_each_fill_once(
     config.write_text(
         f"brokers:\n  exness:\n    gateway_url: {simulator}\n    poll_interval_ms: 20\n"
     )
-    result = subprocess.run(
-        [
-            *qkt_command(),
-            *("--config", str(config), "run", "flip.qkt", "--replay", "bars.csv"),
-            *("--speed", "1200", "--json"),
-        ],
-        cwd=tmp_path,
-        env=clean_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    events = run_events(
+        tmp_path,
+        tmp_path,
+        *("--config", str(config), "run", "flip.qkt", "--replay", "bars.csv", "--speed", "1200"),
     )
-    assert result.returncode == 0, result.stderr
-    events = [json.loads(line) for line in result.stdout.splitlines()]
     orders = [e for e in events if e["event"] == "order"]
     fills = [e for e in events if e["event"] == "fill"]
     assert len(orders) >= 10
