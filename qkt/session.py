@@ -22,7 +22,7 @@ from qkt.brokers.base import VenueBroker
 from qkt.brokers.composite import CompositeBroker
 from qkt.brokers.paper import PaperBroker
 from qkt.brokers.registry import BrokerRegistry
-from qkt.brokers.tags import run_stamp
+from qkt.brokers.tags import client_prefix, run_stamp
 from qkt.diagnostics import Diagnostic, error
 from qkt.dsl.ast import Strategy
 from qkt.engine.bus import EventBus
@@ -140,7 +140,7 @@ class LiveSession:
             self.positions,
             self.clock,
             self._account_value,
-            id_prefix=f"{self.name}-{run_stamp()}" if self.venues else None,
+            id_prefix=client_prefix(self.name, run_stamp() if self.venues else None),
         )
         self._candles = {
             alias: CandleBuilder(state.symbol, state.seconds)

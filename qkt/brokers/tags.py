@@ -16,6 +16,8 @@ import hashlib
 import time
 
 TAG_LENGTH = 16
+MAX_CLIENT_ID = 128  # what gateways take as client_order_id / Idempotency-Key
+_SEQUENCE = 7  # "-000001": the order's number in its run
 _SESSION = 5
 _ORDER = TAG_LENGTH - _SESSION - 1
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -57,3 +59,21 @@ def run_stamp(now_ms: int | None = None) -> str:
         value, digit = divmod(value, 36)
         out = _DIGITS[digit] + out
     return out or "0"
+
+
+def client_prefix(name: str, stamp: str | None = None) -> str:
+    """The prefix of a session's client ids: ``name-stamp`` (or ``name`` for paper runs), short
+    enough that ``prefix-000001`` fits the gateway's :data:`MAX_CLIENT_ID` characters. A longer
+    name is cut and followed by a hash of the whole name, so two long names that share their
+    first hundred characters still get different ids, and the same name always the same prefix."""
+    tail = f"-{stamp}" if stamp else ""
+    room = MAX_CLIENT_ID - _SEQUENCE - len(tail)
+    if len(name) > room:
+        digest = _hash(name, 8)
+        name = f"{name[: room - len(digest) - 1]}_{digest}"
+    return name + tail
+
+
+def shortened(name: str) -> bool:
+    """Whether client ids of ``name`` carry a shortened name (see :func:`client_prefix`)."""
+    return client_prefix(name, run_stamp(2**63)) != f"{name}-{run_stamp(2**63)}"
