@@ -14,17 +14,23 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from qkt.diagnostics import error
 from qkt.errors import QktError
 
 SUCCESS_RETCODES = frozenset({10008, 10009, 10010})
+OPTIONAL_ENDPOINTS = frozenset({"/reconcile", "/fetch_data_range", "/fetch_data_pos"})
+"""Endpoints some deployed gateways lack: a 404 there raises :class:`Unsupported`."""
 
 
 class GatewayError(QktError):
     """A read from the gateway failed after its retries (the answer is unknown)."""
+
+
+class Unsupported(GatewayError):
+    """The gateway does not serve this endpoint (404/405): an older or smaller gateway."""
 
 
 class _Retry(Exception):
@@ -66,7 +72,12 @@ class Quote(_Wire):
 
 
 class Position(_Wire):
+    """An open position as the terminal records it. ``identifier`` names the position for its
+    whole life (deals carry it as ``position_id``); ``ticket`` changes when a netting position is
+    reversed. Gateways that leave ``identifier`` out are read with identifier = ticket."""
+
     ticket: int
+    identifier: int = 0
     symbol: str
     type: int  # 0 buy, 1 sell
     volume: Decimal
@@ -78,7 +89,14 @@ class Position(_Wire):
     magic: int = 0
     comment: str = ""
     client_order_id: str = ""  # echoed by some gateways only
+    time: int = 0  # broker wall clock (see qkt.brokers.mt5.clock)
     time_msc: int = 0
+
+    @model_validator(mode="after")
+    def _identify(self) -> Position:
+        if not self.identifier:
+            self.identifier = self.ticket
+        return self
 
 
 class Deal(_Wire):
@@ -106,6 +124,14 @@ class TradeResult(_Wire):
     price: Decimal | None = None
     volume: Decimal | None = None
     comment: str = ""
+
+
+class Snapshot(_Wire):
+    """What ``/reconcile`` knows of one magic: positions, pending orders, the last day's deals."""
+
+    positions: list[Position] = Field(default_factory=list)
+    deals: list[Deal] = Field(default_factory=list)
+    orders: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class Outcome(_Wire):
@@ -197,23 +223,35 @@ class GatewayClient:
         return [self._model(model, row, path) for row in data]
 
     async def ready(self) -> bool:
-        return await self.readiness() is None
+        return (await self.readiness_state())[0] == "ready"
 
     async def readiness(self) -> str | None:
         """None when the gateway is ready, else why not (one try, never retried)."""
+        state, reason = await self.readiness_state()
+        return None if state == "ready" else reason
+
+    async def readiness_state(self) -> tuple[Literal["ready", "refused", "waiting"], str]:
+        """One look at ``/health/ready``: ``ready``; ``refused`` (the api_key is not accepted:
+        waiting will not help); or ``waiting`` (unreachable, terminal not connected, kill
+        switch engaged), with the reason."""
         try:
             response = await self._http.get("/health/ready")
         except httpx.HTTPError as exc:
-            return f"is unreachable ({type(exc).__name__})"
+            return "waiting", f"is unreachable ({type(exc).__name__})"
         if response.status_code in (401, 403):
-            return f"refuses the profile's api_key (HTTP {response.status_code})"
+            return "refused", f"refused the api_key (HTTP {response.status_code})"
         try:
-            status = _unwrap(response.json()).get("status")
-        except (ValueError, AttributeError):
-            status = None
+            body = _unwrap(response.json())
+        except ValueError:
+            body = None
+        body = body if isinstance(body, dict) else {}
+        status = body.get("status")
         if response.status_code == 200 and status == "ready":
-            return None
-        return f"is not ready (HTTP {response.status_code}, status {status!r})"
+            return "ready", "is ready"
+        if body.get("kill_switch_active"):
+            return "waiting", "has trading halted by its kill switch"
+        detail = body.get("error") or body.get("mt5_status") or status
+        return "waiting", f"is not ready (HTTP {response.status_code}, {detail!r})"
 
     async def account(self) -> Account:
         data = await self._get("/account")
@@ -252,8 +290,27 @@ class GatewayClient:
             r for r in rows if isinstance(r, dict) and (magic is None or r.get("magic") == magic)
         ]
 
+    async def reconcile(self, magic: int) -> Snapshot | None:
+        """``GET /reconcile?magic=``: the magic's positions, pending orders and last 24 h of deals
+        in one call; None where the gateway does not serve it (404/405: read positions and deals
+        instead)."""
+        try:
+            payload = await self._get("/reconcile", {"magic": magic})
+        except Unsupported:
+            return None
+        if not isinstance(payload, dict):
+            raise GatewayError(_diag(self.base_url, "/reconcile", "expected an object"))
+        positions = self._rows(Position, payload.get("positions") or [], "/reconcile", "positions")
+        deals = self._rows(Deal, payload.get("deals") or [], "/reconcile", "deals")
+        orders = payload.get("orders") or payload.get("pending_orders") or []
+        return Snapshot(
+            positions=[p for p in positions if p.magic == magic],
+            deals=[d for d in deals if d.magic == magic],
+            orders=[o for o in orders if isinstance(o, dict) and o.get("magic") == magic],
+        )
+
     # ------------------------------------------------------------ writes (sent once)
-    async def _post(self, path: str, body: dict[str, Any], key: str | None) -> Outcome:
+    async def _post(self, path: str, body: dict[str, Any], key: str | None = None) -> Outcome:
         headers = {"Idempotency-Key": key} if key else {}
         try:
             response = await self._http.post(path, json=body, headers=headers)
@@ -274,6 +331,8 @@ class GatewayClient:
         sl: Decimal | None = None,
         tp: Decimal | None = None,
     ) -> Outcome:
+        """``POST /order``, the one endpoint that deduplicates: its ``Idempotency-Key`` is the
+        client id (both must match, 1-128 characters)."""
         body: dict[str, Any] = {
             "symbol": symbol,
             "volume": _plain(volume),
@@ -289,20 +348,37 @@ class GatewayClient:
             body["tp"] = _plain(tp)
         return await self._post("/order", body, client_order_id)
 
-    async def close_position(self, ticket: int, key: str) -> Outcome:
-        return await self._post("/close_position", {"position": {"ticket": ticket}}, key)
+    async def close_position(self, ticket: int) -> Outcome:
+        """Close the whole position (gateways ignore a volume here, and deduplicate nothing)."""
+        return await self._post("/close_position", {"position": {"ticket": ticket}})
 
-    async def close_partial(self, ticket: int, volume: Decimal, key: str) -> Outcome:
+    async def close_partial(self, ticket: int, volume: Decimal) -> Outcome:
+        """Close ``volume`` (below the position's) of a position."""
         return await self._post(
-            "/position_close_partial", {"ticket": ticket, "volume": _plain(volume)}, key
+            "/position_close_partial", {"ticket": ticket, "volume": _plain(volume)}
         )
 
     async def modify_sl_tp(
-        self, ticket: int, sl: Decimal | None, tp: Decimal | None, key: str
+        self,
+        ticket: int,
+        *,
+        sl: Decimal | None = None,
+        tp: Decimal | None = None,
+        clear_sl: bool = False,
+        clear_tp: bool = False,
     ) -> Outcome:
-        return await self._post(
-            "/modify_sl_tp", {"position": ticket, "sl": _plain(sl), "tp": _plain(tp)}, key
-        )
+        """Change only the levels given: an omitted level is kept by the gateway, and clearing
+        one takes ``clear_sl``/``clear_tp`` (a null level is refused)."""
+        body: dict[str, Any] = {"position": ticket}
+        if sl is not None:
+            body["sl"] = _plain(sl)
+        if tp is not None:
+            body["tp"] = _plain(tp)
+        if clear_sl:
+            body["clear_sl"] = True
+        if clear_tp:
+            body["clear_tp"] = True
+        return await self._post("/modify_sl_tp", body)
 
 
 # ---------------------------------------------------------------- reading answers (no I/O)
@@ -315,6 +391,8 @@ def read_answer(base_url: str, path: str, response: httpx.Response) -> Any:
     (:class:`_Retry`); any other 4xx is final (:class:`GatewayError`)."""
     if response.status_code >= 500 or response.status_code == 429:
         raise _Retry(f"HTTP {response.status_code}")
+    if response.status_code in (404, 405) and path in OPTIONAL_ENDPOINTS:
+        raise Unsupported(_diag(base_url, path, f"not served (HTTP {response.status_code})"))
     if response.status_code >= 400:
         raise GatewayError(
             _diag(base_url, path, f"HTTP {response.status_code}: {_error_text(response)}")
@@ -345,23 +423,56 @@ def write_failure(exc: httpx.HTTPError) -> Outcome:
 
 
 def write_outcome(response: httpx.Response) -> Outcome:
-    """A write's answer: ``done`` on a success retcode, ``rejected`` on a refusal (4xx or a
-    failure retcode), ``unknown`` on 5xx or an unreadable body (it may have been placed)."""
+    """A write's answer, as the gateway means it (reference/mt5-gateway.md, "POST /order"):
+
+    - 2xx: ``done`` on a success retcode, else ``rejected`` with the retcode;
+    - 400 (the terminal's pre-check or a bad request, with ``details.retcode`` when the terminal
+      refused), 401/403, 404, 422, 409 requote: ``rejected`` — nothing was placed;
+    - 423: ``rejected`` — trading halted by the gateway's kill switch;
+    - 503: ``rejected`` — MT5 unavailable, answered before anything reached the terminal;
+    - 409 ``idempotency_in_progress`` / ``idempotency_conflict``: ``unknown`` — an order with this
+      key exists or is being placed;
+    - 502 ``unknown_outcome``, 500 and other 5xx, an unreadable 2xx body: ``unknown``."""
     try:
         payload = response.json()
     except ValueError:
         payload = None
+    body = payload if isinstance(payload, dict) else {}
     result = TradeResult()
-    if isinstance(payload, dict) and isinstance(payload.get("result"), dict):
+    if isinstance(body.get("result"), dict):
         try:
-            result = TradeResult.model_validate(payload["result"])
+            result = TradeResult.model_validate(body["result"])
         except ValidationError:
             result = TradeResult()
     text = _error_text(response) if payload is not None else response.text[:200]
+    kind = str(body.get("error_type") or "")
     status = response.status_code
-    if status in (400, 401, 403, 404, 409, 422):
-        return Outcome(status="rejected", result=result, message=f"HTTP {status}: {text}")
-    if status >= 500 or payload is None:
+    if status == 409 and (kind.startswith("idempotency") or "idempotency" in text.lower()):
+        return Outcome(status="unknown", result=result, message=f"HTTP 409 {kind}: {text}")
+    if status == 423:
+        return Outcome(
+            status="rejected",
+            result=result,
+            message=f"trading halted by the gateway's kill switch (HTTP 423): {text}",
+        )
+    if status == 503:
+        return Outcome(
+            status="rejected",
+            result=result,
+            message=f"MT5 unavailable, nothing sent (HTTP 503): {text}",
+        )
+    if status in (401, 403):
+        return Outcome(
+            status="rejected", message=f"the gateway refused the api_key (HTTP {status})"
+        )
+    if 400 <= status < 500:
+        details = body.get("details")
+        retcode = details.get("retcode") if isinstance(details, dict) else None
+        if retcode is None and result.retcode != -1:
+            retcode = result.retcode
+        code = f", retcode {retcode}" if retcode is not None else ""
+        return Outcome(status="rejected", result=result, message=f"HTTP {status}{code}: {text}")
+    if status >= 500 or payload is None or not (200 <= status < 300):
         return Outcome(status="unknown", result=result, message=f"HTTP {status}: {text}")
     if result.retcode in SUCCESS_RETCODES:
         return Outcome(status="done", result=result, message=result.comment)
