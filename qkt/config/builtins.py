@@ -43,6 +43,7 @@ FIELDS: Final[dict[str, dict[str, Any]]] = {
         "tick_poll_interval_ms": 1000,
         "http_timeout_ms": 5000,
         "retry_attempts": 3,
+        "ready_timeout_ms": 30000,
         "deviation_points": 20,
         "instrument_overrides": {},
         "expected_account_login": None,

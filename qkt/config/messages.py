@@ -1,8 +1,9 @@
 """Pydantic validation errors rewritten as short, user-facing messages.
 
 ``magic: input should be a valid integer, unable to parse string as an integer`` becomes
-``magic must be an integer > 0, got 'abc'``: the expectation is read from the field's type and
-constraints, so it stays right when a model changes. A secret's value is never shown.
+``magic must be an integer from 1 to 4294967295, got 'abc'``: the expectation is read from the
+field's type and constraints, so it stays right when a model changes. A secret's value is never
+shown.
 """
 
 from __future__ import annotations
@@ -96,12 +97,18 @@ def _alternatives(annotation: Any, metadata: list[Any]) -> list[str]:
     if origin is dict or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
         return ["a mapping"]
     name = _NAMES.get(annotation, "a valid value")
-    for item in metadata:
-        for attr, sign in (("gt", ">"), ("ge", ">=")):
-            bound = getattr(item, attr, None)
-            if bound is not None:
-                name += f" {sign} {bound}"
-    return [name]
+    bounds = {
+        attr: getattr(item, attr)
+        for item in metadata
+        for attr in ("gt", "ge", "lt", "le")
+        if getattr(item, attr, None) is not None
+    }
+    if annotation is int and bounds.keys() & {"gt", "ge"} and bounds.keys() & {"lt", "le"}:
+        low = bounds["gt"] + 1 if "gt" in bounds else bounds["ge"]
+        high = bounds["lt"] - 1 if "lt" in bounds else bounds["le"]
+        return [f"{name} from {low} to {high}"]
+    signs = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    return [" ".join([name, *(f"{signs[attr]} {bound}" for attr, bound in bounds.items())])]
 
 
 def expectation(annotation: Any, metadata: list[Any]) -> str:
@@ -122,6 +129,8 @@ def shown(value: Any) -> str:
     """How an offending input is quoted in a message."""
     if value is None:
         return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):

@@ -13,7 +13,8 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic_core import PydanticCustomError
 
 from qkt.config.timezones import NY_CLOSE, server_zone
 
@@ -29,6 +30,13 @@ def _check_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _not_bool(value: object) -> object:
+    """``magic: true`` is a mistake, not the number 1: booleans are refused where an int is due."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
 def _check_zone(value: str) -> str:
     server_zone(value)
     return value
@@ -38,6 +46,9 @@ Url = Annotated[str, AfterValidator(_check_url)]
 TimeZone = Annotated[str, AfterValidator(_check_zone)]
 ProfileName = Annotated[str, AfterValidator(str.lower)]
 Milliseconds = Annotated[int, Field(gt=0)]
+MAX_MAGIC = 2**32 - 1
+"""MT5 magic numbers are unsigned 32-bit integers; gateways refuse anything else."""
+Magic = Annotated[int, Field(gt=0, le=MAX_MAGIC), BeforeValidator(_not_bool)]
 Attempts = Annotated[int, Field(ge=1, description="Attempts for reads; orders are never retried.")]
 Bps = Annotated[Decimal, Field(ge=0)]
 
@@ -68,11 +79,16 @@ class Mt5Profile(_Model):
     server_time_zone: TimeZone = Field(
         "UTC", description=f"Server clock: an IANA id, UTC, or {NY_CLOSE} (New York time + 7 h)."
     )
-    magic: int = Field(gt=0, description="Account tag on every order (MT5 magic number).")
+    magic: Magic = Field(
+        description="Account tag on every order: the MT5 magic number, 1 to 4294967295."
+    )
     poll_interval_ms: Milliseconds = Field(1000, description="Position polling interval.")
     tick_poll_interval_ms: Milliseconds = Field(1000, description="Quote polling interval.")
     http_timeout_ms: Milliseconds = Field(5000, description="Timeout of one HTTP request.")
     retry_attempts: Attempts = 3
+    ready_timeout_ms: Milliseconds = Field(
+        30000, description="How long a start waits for the gateway's /health/ready."
+    )
     deviation_points: int = Field(20, ge=0, description="Allowed slippage in points.")
     instrument_overrides: dict[str, InstrumentOverride] = Field(
         default_factory=dict, description="Per qkt symbol: min/max volume, volume step, digits."

@@ -55,6 +55,31 @@ def test_env_override_of_a_built_in_and_booleans(load: Loader) -> None:
     assert bybit.values["recv_window_ms"] == 10000
 
 
+def test_ready_timeout_defaults_and_comes_from_file_or_env(load: Loader) -> None:
+    config = load(None)
+    exness = config.profiles["exness"]
+    assert (exness.values["ready_timeout_ms"], exness.sources["ready_timeout_ms"]) == (
+        30000,
+        "default",
+    )
+    config = load(
+        "brokers:\n  exness:\n    ready_timeout_ms: 12000\n  ftmo:\n    ready_timeout_ms: 1\n",
+        QKT_BROKER_EXNESS_READY_TIMEOUT_MS="2500",
+    )
+    exness = config.profiles["exness"]
+    assert exness.values["ready_timeout_ms"] == 2500
+    assert exness.sources["ready_timeout_ms"] == "env:QKT_BROKER_EXNESS_READY_TIMEOUT_MS"
+    assert config.profiles["ftmo"].values["ready_timeout_ms"] == 1
+    assert config.profiles["ftmo"].sources["ready_timeout_ms"] == "config:qkt.config.yaml:5"
+    assert config.diagnostics == ()
+
+
+def test_a_boolean_magic_from_the_environment_is_refused(raises: Raiser) -> None:
+    (d,) = raises(None, QKT_BROKER_EXNESS_MAGIC="true")
+    assert (d.severity, d.code) == ("error", "bad-value")
+    assert "QKT_BROKER_EXNESS_MAGIC" in d.message and "from 1 to 4294967295" in d.message
+
+
 def test_empty_env_value_clears_an_optional_field(load: Loader) -> None:
     config = load(
         "brokers:\n  exness:\n    expected_account_login: 42\n",
@@ -126,7 +151,8 @@ def test_bad_env_value_names_the_variable(raises: Raiser) -> None:
     (d,) = raises(None, QKT_BROKER_EXNESS_MAGIC="abc")
     assert d.code == "bad-value"
     assert d.message == (
-        "profile `exness`: `magic` must be an integer > 0, got 'abc' (from QKT_BROKER_EXNESS_MAGIC)"
+        "profile `exness`: `magic` must be an integer from 1 to 4294967295, got 'abc' "
+        "(from QKT_BROKER_EXNESS_MAGIC)"
     )
     assert (d.path, d.line) == (None, None)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.config.conftest import Failer, Raiser
+from tests.config.conftest import Failer, Loader, Raiser
 
 
 def test_unknown_extends_suggests_the_closest(raises: Raiser) -> None:
@@ -62,9 +62,14 @@ def test_bad_url(raises: Raiser) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("magic: -4", "`magic` must be an integer > 0, got -4"),
-        ("magic: abc", "`magic` must be an integer > 0, got 'abc'"),
-        ("magic: 1.5", "`magic` must be an integer > 0, got 1.5"),
+        ("magic: -4", "`magic` must be an integer from 1 to 4294967295, got -4"),
+        ("magic: abc", "`magic` must be an integer from 1 to 4294967295, got 'abc'"),
+        ("magic: 1.5", "`magic` must be an integer from 1 to 4294967295, got 1.5"),
+        ("magic: true", "`magic` must be an integer from 1 to 4294967295, got true"),
+        ("magic: false", "`magic` must be an integer from 1 to 4294967295, got false"),
+        ("magic: 4294967296", "`magic` must be an integer from 1 to 4294967295, got 4294967296"),
+        ("ready_timeout_ms: 0", "`ready_timeout_ms` must be an integer > 0, got 0"),
+        ("ready_timeout_ms: soon", "`ready_timeout_ms` must be an integer > 0, got 'soon'"),
         ("server_time_zone: Mars/Olympus", "`server_time_zone` must be an IANA time zone"),
         ("expected_trade_mode: paper", "`expected_trade_mode` must be demo, contest or real"),
         ("retry_attempts: 0", "`retry_attempts` must be an integer >= 1, got 0"),
@@ -75,13 +80,33 @@ def test_bad_url(raises: Raiser) -> None:
             "`instrument_overrides.EURUSD.digits` must",
         ),
         ("instrument_overrides: {EURUSD: {volume_step: x}}", "must be a number > 0, got 'x'"),
-        ("magic:", "`magic` must be an integer > 0, got nothing"),
+        ("magic:", "`magic` must be an integer from 1 to 4294967295, got nothing"),
     ],
 )
 def test_bad_values_read_briefly(raises: Raiser, line: str, message: str) -> None:
     (d,) = raises(f"brokers:\n  exness:\n    {line}\n")
     assert (d.code, d.line) == ("bad-value", 3)
     assert message in d.message and d.message.startswith("profile `exness`: ")
+
+
+def test_a_boolean_magic_is_refused_in_a_fresh_profile_at_its_line(raises: Raiser) -> None:
+    (d,) = raises(
+        "brokers:\n  lab:\n    type: mt5\n    gateway_url: http://lab:1\n    magic: true\n"
+    )
+    assert (d.severity, d.code, d.path, d.line, d.column) == (
+        "error",
+        "bad-value",
+        "qkt.config.yaml",
+        5,
+        5,
+    )
+    assert d.message == "profile `lab`: `magic` must be an integer from 1 to 4294967295, got true"
+
+
+def test_magic_takes_the_whole_unsigned_32_bit_range(load: Loader) -> None:
+    config = load("brokers:\n  exness:\n    magic: 4294967295\n  ftmo:\n    magic: '1'\n")
+    assert config.profiles["exness"].magic == 4294967295
+    assert config.profiles["ftmo"].magic == 1
 
 
 def test_bad_top_level_values(raises: Raiser) -> None:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from qkt.config import config_json_schema, load_config
-from tests.config.conftest import Loader
+from tests.config.conftest import Loader, Raiser
 from tests.conftest import ROOT
 
 SCHEMA_FILE = ROOT / "docs" / "qkt.config.schema.json"
@@ -67,6 +67,7 @@ VALID = [
     "brokers:\n  b:\n    type: bybit\n    testnet: ${TESTNET:-true}\n    category: ${CAT:-spot}\n",
     "market_data:\n  source: replay\n  replay: {path: x.csv, speed: 2.5}\n",
     "strict_brokers: ${STRICT:-false}\npaper:\n  starting_balance: '100.25'\n",
+    "brokers:\n  exness:\n    magic: 4294967295\n    ready_timeout_ms: 5000\n",
 ]
 INVALID = [
     "strict_broker: true\n",
@@ -77,6 +78,9 @@ INVALID = [
     "brokers:\n  Lab:\n    type: paper\n",
     "brokers:\n  lab:\n    type: paper\n    slippage_bps: -1\n",
     "market_data:\n  source: radio\n",
+    "brokers:\n  exness:\n    magic: true\n",
+    "brokers:\n  exness:\n    magic: 4294967296\n",
+    "brokers:\n  exness:\n    ready_timeout_ms: 0\n",
 ]
 
 
@@ -87,8 +91,9 @@ def test_schema_accepts_what_the_loader_accepts(validator: Any, load: Loader, te
 
 
 @pytest.mark.parametrize("text", INVALID)
-def test_schema_rejects_what_the_loader_rejects(validator: Any, text: str) -> None:
+def test_schema_rejects_what_the_loader_rejects(validator: Any, raises: Raiser, text: str) -> None:
     assert list(validator.iter_errors(yaml.safe_load(text)))
+    assert any(d.severity == "error" for d in raises(text))
 
 
 def _yaml_blocks() -> list[str]:
