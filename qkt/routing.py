@@ -19,6 +19,8 @@ from qkt.dsl.ast import Strategy, Stream
 
 RouteStatus = Literal["ok", "fallback", "error"]
 FALLBACK_PROFILE = "paper"
+GATEWAY_MAX_ORDER_VOLUME = Decimal(100)
+"""The largest order an mt5-gateway takes (its ``MAX_ORDER_VOLUME``, 100 lots unless configured)."""
 _TRUTHY = {"1", "true", "yes", "on"}
 _FALSY = {"0", "false", "no", "off", ""}
 
@@ -190,6 +192,66 @@ def plan_routes(
     return RoutePlan(strategy.name, tuple(routes), tuple(apply_strict(diags, strict)), strict)
 
 
+@dataclass(frozen=True, slots=True)
+class OrderSize:
+    """A BUY/SELL whose quantity is known before anything runs, and where its SIZING value is."""
+
+    alias: str
+    quantity: Decimal
+    line: int
+    column: int
+
+
+def order_sizes(
+    strategy: Strategy, params: Mapping[str, Decimal | bool | str] | None = None
+) -> tuple[OrderSize, ...]:
+    """Every order of ``strategy`` with a constant quantity (a literal, a PARAM — ``params``
+    override their defaults — or a constant LET), positioned at its SIZING value."""
+    sizes = []
+    for action in order_actions(strategy):
+        qty = static_quantity(strategy, action, params)
+        if qty is not None and action.sizing is not None:
+            value = action.sizing.value
+            sizes.append(OrderSize(action.alias, qty, value.line, value.column))
+    return tuple(sizes)
+
+
+VolumeProblem = Literal["below-min", "above-max", "off-step"]
+
+
+def volume_problems(
+    qty: Decimal,
+    min_volume: Decimal | None,
+    volume_step: Decimal | None,
+    max_volume: Decimal | None,
+) -> list[tuple[VolumeProblem, Decimal]]:
+    """What keeps ``qty`` from being a volume the venue takes, each with the limit it breaks."""
+    found: list[tuple[VolumeProblem, Decimal]] = []
+    if min_volume is not None and qty < min_volume:
+        found.append(("below-min", min_volume))
+    elif max_volume is not None and qty > max_volume:
+        found.append(("above-max", max_volume))
+    if volume_step is not None and volume_step > 0 and qty % volume_step != 0:
+        found.append(("off-step", volume_step))
+    return found
+
+
+_LIMIT_TEXT: dict[VolumeProblem, str] = {
+    "below-min": "is below the minimum volume",
+    "above-max": "is above the maximum volume",
+    "off-step": "is not a multiple of the volume step",
+}
+
+
+def volume_text(problem: VolumeProblem, limit: Decimal) -> str:
+    """``is below the minimum volume 0.01``: the end of a message about one order size."""
+    return f"{_LIMIT_TEXT[problem]} {limit}"
+
+
+def _decimal(value: object) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
 def _volume_checks(
     strategy: Strategy,
     registry: BrokerRegistry,
@@ -197,39 +259,36 @@ def _volume_checks(
     path: str | None,
     params: Mapping[str, Decimal | bool | str] | None,
 ) -> Iterable[Diagnostic]:
-    """Order sizes against the instrument overrides the profile knows (SPEC §4.2)."""
-    for action in order_actions(strategy):
-        route = routes.get(action.alias)
+    """Order sizes against the instrument overrides the profile knows, and against the
+    gateway's own order limit where the overrides give no maximum (SPEC §4.2)."""
+    for size in order_sizes(strategy, params):
+        route = routes.get(size.alias)
         if route is None or route.type != "mt5":
             continue
         entry = registry.resolve(route.profile)
         if entry is None:
             continue
-        spec = entry.profile.instrument(route.symbol, route.broker_symbol)
-        qty = static_quantity(strategy, action, params) if spec is not None else None
-        if spec is None or qty is None:
-            continue
-        where = {"path": path, "line": action.line, "column": action.column, "strict": True}
-        min_volume = spec.get("min_volume")
-        max_volume = spec.get("max_volume")
-        step = spec.get("volume_step")
+        spec = entry.profile.instrument(route.symbol, route.broker_symbol) or {}
+        min_volume, step, max_volume = (
+            _decimal(spec.get(key)) for key in ("min_volume", "volume_step", "max_volume")
+        )
+        where = {"path": path, "line": size.line, "column": size.column, "strict": True}
         venue = f"{route.broker_symbol} on `{route.profile}`"
-        if min_volume is not None and qty < min_volume:
+        found = volume_problems(size.quantity, min_volume, step, max_volume)
+        for problem, limit in found:
             yield warning(
-                "volume-below-min",
-                f"order size {qty} is below the minimum volume {min_volume} of {venue}",
+                f"volume-{problem}",
+                f"order size {size.quantity} {volume_text(problem, limit)} of {venue}",
                 **where,
             )
-        elif max_volume is not None and qty > max_volume:
+        if max_volume is None and size.quantity > GATEWAY_MAX_ORDER_VOLUME:
             yield warning(
-                "volume-above-max",
-                f"order size {qty} is above the maximum volume {max_volume} of {venue}",
-                **where,
-            )
-        if step is not None and step > 0 and qty % step != 0:
-            yield warning(
-                "volume-off-step",
-                f"order size {qty} is not a multiple of the volume step {step} of {venue}",
+                "volume-above-gateway-max",
+                f"order size {size.quantity} of stream `{size.alias}` is above the "
+                f"{GATEWAY_MAX_ORDER_VOLUME}-lot limit of an mt5-gateway's orders: "
+                f"{venue} would refuse it",
+                hint=f"split the order, or set instrument_overrides.{route.symbol}.max_volume "
+                "if this gateway allows more",
                 **where,
             )
 

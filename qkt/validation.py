@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from qkt.diagnostics import Diagnostic, apply_strict, error, has_errors, sort_key
 from qkt.routing import (
+    OrderSize,
     Route,
     RoutePlan,
     StrictMode,
     check_shared_accounts,
+    order_sizes,
     plan_routes,
     resolve_strict,
     strict_env_diagnostics,
@@ -44,6 +46,7 @@ class FileReport:
     routes: list[Route] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     children: list[FileReport] = field(default_factory=list)
+    orders: list[OrderSize] = field(default_factory=list)  # constant sizes, for --probe
 
     @property
     def ok(self) -> bool:
@@ -178,7 +181,10 @@ class Validator:
         as_name: str | None = None,
         extra: Sequence[Diagnostic] = (),
         parsed: ParsedStrategy | None = None,
+        as_where: Mapping[str, Any] | None = None,
     ) -> FileReport:
+        """One strategy; ``as_where`` is where its deployment name was written (a portfolio's
+        ``as:``), when it is not the strategy's own name."""
         from qkt.dsl import parse_strategy_file
 
         on = self.strict.on if strict is None else strict
@@ -188,10 +194,17 @@ class Validator:
         report.diagnostics.extend(parsed.diagnostics)
         report.diagnostics.extend(extra)
         if parsed.strategy is not None:
-            report.name = parsed.strategy.name
-            plan = plan_routes(parsed.strategy, self.registry, on, path=str(path), params=params)
+            strategy = parsed.strategy
+            report.name = strategy.name
+            plan = plan_routes(strategy, self.registry, on, path=str(path), params=params)
             report.routes = list(plan.routes)
+            report.orders = list(order_sizes(strategy, params))
             report.diagnostics.extend(plan.diagnostics)
+            own = {"path": str(path), "line": strategy.line, "column": strategy.column}
+            if as_where is not None and as_name:
+                report.diagnostics.extend(name_checks("deployment", as_name, as_where))
+            else:
+                report.diagnostics.extend(name_checks("strategy", strategy.name, own))
         report.diagnostics.sort(key=sort_key)
         return report
 
@@ -270,8 +283,17 @@ class Validator:
                             hint="give the entry an `as:`",
                         )
                     )
+        given = None
+        if entry.as_name is not None:
+            given = {"path": entry.source, "line": entry.line, "column": entry.column}
         return self.strategy(
-            entry.path, strict=strict, params=params, as_name=as_name, extra=extra, parsed=parsed
+            entry.path,
+            strict=strict,
+            params=params,
+            as_name=as_name,
+            extra=extra,
+            parsed=parsed,
+            as_where=given,
         )
 
     def validate(self, paths: Iterable[Path]) -> ValidationReport:
@@ -287,6 +309,27 @@ class Validator:
                 self.portfolio(path) if kind == "portfolio" else self.strategy(path)
             )
         return report
+
+
+def name_checks(what: str, name: str, where: Mapping[str, Any]) -> list[Diagnostic]:
+    """A session name too long to fit whole in the gateway's client ids (an ``info``: orders
+    still go out, under a shortened name that stays unique)."""
+    from qkt.brokers.tags import MAX_CLIENT_ID, shortened
+
+    if not shortened(name):
+        return []
+    shown = name if len(name) <= 24 else name[:21] + "..."
+    return [
+        Diagnostic(
+            "info",
+            "name-shortened",
+            f"{what} name `{shown}` ({len(name)} characters) does not fit whole in the gateway's "
+            f"{MAX_CLIENT_ID}-character client ids: orders still trade, with a shortened, "
+            "unique client id",
+            hint="a shorter name keeps client ids readable",
+            **where,
+        )
+    ]
 
 
 def _as_plan(report: FileReport) -> RoutePlan:

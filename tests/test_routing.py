@@ -141,6 +141,61 @@ def test_volume_check_uses_portfolio_param_overrides(write: Writer) -> None:
     assert [d.code for d in small.diagnostics] == ["volume-below-min"]
 
 
+def test_volume_checks_point_at_the_sizing_value(write: Writer) -> None:
+    reg = registry(
+        write, "brokers:\n  exness:\n    instrument_overrides:\n      EURUSD: {min_volume: 1}\n"
+    )
+    text = streams(
+        "eur = EXNESS:EURUSD EVERY 1m", rule="WHEN eur.close > 1 THEN BUY eur SIZING 0.5"
+    )
+    (diag,) = plan_routes(strategy(text), reg, False).diagnostics
+    assert (diag.code, diag.line) == ("volume-below-min", 5)
+    assert text.splitlines()[4][diag.column - 1 :] == "0.5"
+
+
+def test_an_order_above_the_gateway_limit_is_a_strict_warning(write: Writer) -> None:
+    text = streams(
+        "eur = EXNESS:EURUSD EVERY 1m",
+        rule="WHEN eur.close > 1 THEN BUY eur SIZING 150\n"
+        "WHEN eur.close > 2 THEN SELL eur SIZING 100\n"
+        "WHEN eur.close > 3 THEN SELL eur SIZING 150 USD",
+    )
+    plan = plan_routes(strategy(text), registry(write), strict=False)
+    (diag,) = plan.diagnostics
+    assert (diag.severity, diag.code, diag.strict) == ("warning", "volume-above-gateway-max", True)
+    assert (diag.path, diag.line) == (None, 5)
+    assert text.splitlines()[4][diag.column - 1 :] == "150"
+    assert "150" in diag.message and "100-lot" in diag.message and "`eur`" in diag.message
+    assert "EURUSDm on `exness`" in diag.message
+    assert diag.hint is not None and "instrument_overrides.EURUSD.max_volume" in diag.hint
+    (strict,) = plan_routes(strategy(text), registry(write), strict=True).diagnostics
+    assert (strict.severity, strict.code) == ("error", "volume-above-gateway-max")
+
+
+def test_an_override_max_volume_replaces_the_gateway_limit(write: Writer) -> None:
+    text = streams(
+        "eur = EXNESS:EURUSD EVERY 1m", rule="WHEN eur.close > 1 THEN BUY eur SIZING 150"
+    )
+    more = "brokers:\n  exness:\n    instrument_overrides:\n      EURUSD: {max_volume: 500}\n"
+    assert plan_routes(strategy(text), registry(write, more), False).diagnostics == ()
+    less = more.replace("500", "50")
+    codes = [d.code for d in plan_routes(strategy(text), registry(write, less), False).diagnostics]
+    assert codes == ["volume-above-max"]
+    # Overrides without a maximum leave the gateway's limit in force.
+    step = more.replace("max_volume: 500", "volume_step: 0.01")
+    codes = [d.code for d in plan_routes(strategy(text), registry(write, step), False).diagnostics]
+    assert codes == ["volume-above-gateway-max"]
+
+
+def test_the_gateway_limit_concerns_mt5_routes_only(write: Writer) -> None:
+    reg = registry(write, "brokers:\n  bybit:\n    type: bybit\n")
+    for label in ("BACKTEST", "BYBIT"):
+        text = streams(
+            f"x = {label}:EURUSD EVERY 1m", rule="WHEN x.close > 1 THEN BUY x SIZING 150"
+        )
+        assert plan_routes(strategy(text), reg, False).diagnostics == ()
+
+
 def test_same_symbol_same_account_from_two_strategies(write: Writer) -> None:
     reg = registry(write)
     a = plan_routes(strategy(SEED), reg, False)

@@ -228,3 +228,78 @@ def test_probe_says_whether_an_account_hedges(
     assert result.code == 0, result.out
     (probe,) = result.json()["probes"]
     assert probe["margin_mode"] == "hedging"
+
+
+LONG_NAME = "trend_" + "x" * 144  # 150 characters
+
+
+def test_a_long_strategy_name_is_a_note_not_a_problem(qkt: Runner, write: Writer) -> None:
+    assert len(LONG_NAME) == 150
+    path = write("long.qkt", SEED.replace("momentum", LONG_NAME))
+    for strict in ("--no-strict-brokers", "--strict-brokers"):
+        result = qkt("validate", str(path), strict, "--format", "json")
+        assert result.code == 0, result.out
+        data = result.json()
+        assert data["summary"] == {"files": 1, "errors": 0, "warnings": 0}
+        (diag,) = data["files"][0]["diagnostics"]
+        assert (diag["severity"], diag["code"], diag["path"], diag["line"]) == (
+            "info",
+            "name-shortened",
+            str(path),
+            1,
+        )
+        assert "150 characters" in diag["message"]
+        assert "shortened, unique client id" in diag["message"]
+    text = qkt("validate", str(path))
+    assert f"{path}:1:1: info[name-shortened]: strategy name `trend_" in text.out
+    short = write("short.qkt", SEED.replace("momentum", "x" * 100))
+    assert qkt("validate", str(short), "--format", "json").json()["files"][0]["diagnostics"] == []
+
+
+def test_a_long_deployment_name_is_noted_where_the_portfolio_gives_it(
+    qkt: Runner, write: Writer
+) -> None:
+    write("seed.qkt", SEED)
+    write("long.qkt", SEED.replace("momentum", LONG_NAME))
+    portfolio = write(
+        "book.yaml",
+        "name: book\nallow_shared_symbols: true\nstrategies:\n"
+        f"  - file: seed.qkt\n    as: {'d' * 130}\n"
+        "  - file: long.qkt\n    as: short\n",
+    )
+    result = qkt("validate", str(portfolio), "--format", "json")
+    assert result.code == 0, result.out
+    first, second = result.json()["files"][0]["children"]
+    (diag,) = first["diagnostics"]
+    assert (diag["code"], diag["path"], diag["line"]) == ("name-shortened", str(portfolio), 4)
+    assert "deployment name `ddd" in diag["message"]
+    assert second["diagnostics"] == []  # deployed as `short`: its long strategy name is not used
+
+
+def test_an_order_above_the_gateway_limit_warns_and_fails_when_strict(
+    qkt: Runner, write: Writer
+) -> None:
+    path = write("big.qkt", SEED.replace("SIZING 0.1", "SIZING 150"))
+    result = qkt("validate", str(path), "--format", "json")
+    assert result.code == 0
+    (diag,) = result.json()["files"][0]["diagnostics"]
+    assert (diag["severity"], diag["code"], diag["line"]) == (
+        "warning",
+        "volume-above-gateway-max",
+        6,
+    )
+    assert (
+        SEED.replace("SIZING 0.1", "SIZING 150")
+        .splitlines()[5][diag["column"] - 1 :]
+        .startswith("150 ")
+    )
+    strict = qkt("validate", str(path), "--strict-brokers")
+    assert strict.code == 1
+    assert "error[volume-above-gateway-max]" in strict.out
+    cfg = write(
+        "qkt.config.yaml",
+        "brokers:\n  exness:\n    instrument_overrides:\n      EURUSD: {max_volume: 200}\n",
+    )
+    allowed = qkt("validate", str(path), "--strict-brokers", "--format", "json", cwd=cfg.parent)
+    assert allowed.code == 0, allowed.out
+    assert allowed.json()["files"][0]["diagnostics"] == []
