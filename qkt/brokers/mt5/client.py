@@ -61,6 +61,7 @@ class SymbolInfo(_Wire):
     volume_step: Decimal = Decimal("0.01")
     trade_contract_size: Decimal = Decimal(1)
     trade_stops_level: int = 0
+    trade_mode: int | None = None
 
 
 class Quote(_Wire):
