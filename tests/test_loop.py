@@ -33,7 +33,10 @@ WHEN eur.close > 100 THEN BUY eur SIZING 0.1
 def session_for(httpserver: HTTPServer, tmp_path: Path) -> LiveSession:
     url = httpserver.url_for("").rstrip("/")
     cfg = tmp_path / "qkt.config.yaml"
-    cfg.write_text(f"brokers:\n  exness:\n    gateway_url: {url}\n    poll_interval_ms: 20\n")
+    cfg.write_text(
+        f"brokers:\n  exness:\n    gateway_url: {url}\n    poll_interval_ms: 20\n"
+        "    ready_timeout_ms: 300\n"
+    )
     httpserver.expect_request("/health/ready").respond_with_json({"status": "ready"})
     httpserver.expect_request("/account").respond_with_json({"login": 1})
     httpserver.expect_request("/get_positions").respond_with_json([])
@@ -72,7 +75,8 @@ async def test_a_refused_start_reads_no_row(httpserver: HTTPServer, tmp_path: Pa
 
     with pytest.raises(SessionRefused) as info:
         await drive(session, rows())
-    assert "not ready" in info.value.diagnostics[0].message
+    message = info.value.diagnostics[0].message
+    assert "not ready" in message and "after waiting 0.3 s" in message  # waited, within its bound
     assert rows_read == []
 
 

@@ -123,7 +123,8 @@ def test_empty_registry_is_all_paper_and_the_seed_trades() -> None:
 
 @pytest.mark.anyio
 async def test_unreachable_gateway_refuses_with_a_hint() -> None:
-    config = load_config(ROOT / "qkt.config.yaml", env={"QKT_NO_CACHE": "1"}, cwd=ROOT)
+    env = {"QKT_NO_CACHE": "1", "QKT_BROKER_EXNESS_READY_TIMEOUT_MS": "200"}
+    config = load_config(ROOT / "qkt.config.yaml", env=env, cwd=ROOT)
     parsed = parse_strategy_file(ROOT / "examples" / "momentum.qkt")
     assert parsed.strategy is not None
     session = LiveSession(parsed.strategy, BrokerRegistry.from_config(config))

@@ -58,6 +58,10 @@ class OrderRequest:
     stop_loss: Decimal | None = None
     take_profit: Decimal | None = None
     reduce_only: bool = False
+    # How the legs were computed from the entry price — ("by_pct", 1), ("by", 0.002), ("at", x) —
+    # so a venue can put them at the same distance from its own quote at send time.
+    stop_rule: tuple[str, Decimal] | None = None
+    take_rule: tuple[str, Decimal] | None = None
 
 
 @dataclass(frozen=True, slots=True)

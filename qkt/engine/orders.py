@@ -51,9 +51,7 @@ class OrderManager:
         qty = self._quantity(intent, entry)
         if qty is None or qty <= 0:
             return f"order size is not positive ({intent.sizing_kind} {intent.sizing_value})"
-        sign = Decimal(1) if intent.side == "buy" else Decimal(-1)
-        stop = _leg(intent.stop_loss, entry, -sign)
-        take = _leg(intent.take_profit, entry, sign)
+        stop, take = bracket_prices(intent.side, entry, intent.stop_loss, intent.take_profit)
         return OrderRequest(
             self.next_id(),
             self.strategy,
@@ -65,6 +63,8 @@ class OrderManager:
             self.clock.now(),
             stop,
             take,
+            stop_rule=intent.stop_loss,
+            take_rule=intent.take_profit,
         )
 
     def close(self, intent: CloseIntent, streams: dict[str, StreamState]) -> list[OrderRequest]:
@@ -106,6 +106,17 @@ class OrderManager:
             base = self.account("equity" if intent.sizing_kind == "pct_equity" else "balance")
             notional = base * value / HUNDRED
         return (notional / price).quantize(QTY_STEP, rounding=ROUND_DOWN)
+
+
+def bracket_prices(
+    side: str,
+    entry: Decimal,
+    stop: tuple[str, Decimal] | None,
+    take: tuple[str, Decimal] | None,
+) -> tuple[Decimal | None, Decimal | None]:
+    """The stop-loss and take-profit prices of an order entering at ``entry``."""
+    sign = Decimal(1) if side == "buy" else Decimal(-1)
+    return _leg(stop, entry, -sign), _leg(take, entry, sign)
 
 
 def _leg(leg: tuple[str, Decimal] | None, entry: Decimal, direction: Decimal) -> Decimal | None:

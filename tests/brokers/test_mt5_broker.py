@@ -45,6 +45,7 @@ INFO = {
     "volume_step": 0.01,
     "trade_contract_size": 100000,
 }
+TICK = {"symbol": "USTECm", "bid": 18000.0, "ask": 18000.5, "time_msc": 1772409600000}
 POSITION = {
     "ticket": 42,
     "symbol": "USTECm",
@@ -65,6 +66,9 @@ def make(httpserver: HTTPServer, tmp_path: Path, extra: str = "") -> tuple[MT5Br
         f"    gateway_url: {httpserver.url_for('').rstrip('/')}\n    magic: 10005\n{extra}"
     )
     profile = load_config(cfg, env={"QKT_NO_CACHE": "1"}, cwd=tmp_path).profiles["exness-personal"]
+    httpserver.expect_request("/symbol_info_tick/USTECm").respond_with_json(TICK)
+    if "reconcile" not in extra:  # an older gateway: positions and deals instead
+        httpserver.expect_request("/reconcile").respond_with_data("", status=404)
     bus, events = EventBus(), []
     for kind in (OrderAccepted, OrderFilled, OrderRejected, OrderUnknown):
         bus.subscribe(kind, events.append)
@@ -76,17 +80,18 @@ def make(httpserver: HTTPServer, tmp_path: Path, extra: str = "") -> tuple[MT5Br
 
 
 def request(qty: str = "0.1", side: str = "buy", cid: str = "nas-000001") -> OrderRequest:
+    low, high = Decimal("17000"), Decimal("19000")  # around the venue's 18000
     return OrderRequest(
         cid,
         "nas",
         "n",
         "EXNESS-PERSONAL",
         "NAS100",
-        side,
+        side,  # type: ignore[arg-type]
         Decimal(qty),
-        T0,  # type: ignore[arg-type]
-        Decimal("17000"),
-        Decimal("19000"),
+        T0,
+        low if side == "buy" else high,
+        high if side == "buy" else low,
     )
 
 
@@ -149,6 +154,7 @@ async def test_unknown_outcome_is_resolved_from_positions_before_anything_else(
     httpserver.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
     httpserver.expect_oneshot_request("/order", method="POST").respond_with_data("", status=502)
     httpserver.expect_request("/get_positions").respond_with_json({"data": [POSITION]})
+    httpserver.expect_request("/history_deals_get").respond_with_json({"data": []})
     broker, events = make(httpserver, tmp_path)
     await send(broker, request())
     assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled"]
@@ -215,6 +221,7 @@ async def test_a_gateway_that_echoes_client_ids_is_matched_by_them(
     httpserver.expect_oneshot_request("/order", method="POST").respond_with_data("", status=502)
     echoed = {**POSITION, "ticket": 43, "comment": "cut", "client_order_id": "nas-000002"}
     httpserver.expect_request("/get_positions").respond_with_json([POSITION, echoed])
+    httpserver.expect_request("/history_deals_get").respond_with_json([])
     broker, events = make(httpserver, tmp_path)
     await send(broker, request(cid="nas-000002"))
     assert [type(e).__name__ for e in events] == ["OrderAccepted", "OrderFilled"]
@@ -233,7 +240,9 @@ async def test_unknown_outcome_that_cannot_be_read_blocks_the_symbol(
     assert sum(r.path == "/order" for r, _ in httpserver.log) == 1
     # The gateway answers again: the next poll finds the order and frees the symbol.
     httpserver.clear()
+    httpserver.expect_request("/reconcile").respond_with_data("", status=404)
     httpserver.expect_request("/get_positions").respond_with_json([POSITION])
+    httpserver.expect_request("/history_deals_get").respond_with_json([])
     await broker.poll()
     assert [type(e).__name__ for e in events[2:]] == ["OrderAccepted", "OrderFilled"]
     assert events[3].client_id == "nas-000001" and events[3].price == Decimal("18000.5")
@@ -431,9 +440,9 @@ async def test_on_a_hedging_account_an_opposite_order_closes_by_ticket(
 ) -> None:
     hedging(httpserver)
     httpserver.expect_oneshot_request("/get_positions").respond_with_json([POSITION])  # long 0.1
-    httpserver.expect_request(
-        "/close_position", method="POST", headers={"Idempotency-Key": "nas-000002-close-42"}
-    ).respond_with_json({"result": {"retcode": 10009, "order": 77, "price": "18100"}})
+    httpserver.expect_request("/close_position", method="POST").respond_with_json(
+        {"result": {"retcode": 10009, "order": 77, "price": "18100"}}
+    )
     broker, events = make(httpserver, tmp_path)
     await broker.start("nas")
     await send(broker, request(side="sell", cid="nas-000002"))
@@ -445,6 +454,7 @@ async def test_on_a_hedging_account_an_opposite_order_closes_by_ticket(
     )
     (close, _) = next(x for x in httpserver.log if x[0].path == "/close_position")
     assert json.loads(close.data) == {"position": {"ticket": 42}}
+    assert "Idempotency-Key" not in close.headers  # only /order deduplicates
     assert all(r.path != "/order" for r, _ in httpserver.log)  # no hedge opened
 
 

@@ -141,7 +141,29 @@ async def test_order_is_sent_once_with_its_idempotency_key_and_exact_body(
         (400, {"error": "invalid volume", "result": {"retcode": 10014}}, "rejected"),
         (502, {"error": "terminal timeout"}, "unknown"),
         (200, {"result": {"retcode": 10019, "comment": "No money"}}, "rejected"),
-        (503, None, "unknown"),
+        (500, None, "unknown"),
+        # the real gateway's answers (reference/mt5-gateway.md, "What real gateways do")
+        (
+            503,
+            {"ok": False, "error": "MT5 unavailable", "error_type": "mt5_unavailable"},
+            "rejected",
+        ),
+        (
+            423,
+            {"ok": False, "error": "kill switch active", "error_type": "kill_switch"},
+            "rejected",
+        ),
+        (
+            409,
+            {"ok": False, "error": "in progress", "error_type": "idempotency_in_progress"},
+            "unknown",
+        ),
+        (
+            409,
+            {"ok": False, "error": "key reused", "error_type": "idempotency_conflict"},
+            "unknown",
+        ),
+        (502, {"ok": False, "error": "no reply", "error_type": "unknown_outcome"}, "unknown"),
     ],
 )
 async def test_order_outcomes_are_never_retried(
@@ -197,3 +219,87 @@ async def test_unreachable_gateway_means_nothing_was_sent() -> None:
     )
     assert outcome.status == "rejected" and "nothing sent" in outcome.message
     assert await c.ready() is False
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "says"),
+    [
+        (503, {"ok": False, "error": "MT5 unavailable"}, "MT5 unavailable, nothing sent"),
+        (423, {"ok": False, "error": "halted"}, "trading halted by the gateway's kill switch"),
+        (
+            400,
+            {
+                "ok": False,
+                "error": "Invalid stops",
+                "error_type": "validation_error",
+                "details": {"retcode": 10016},
+            },
+            "retcode 10016: Invalid stops",
+        ),  # fmt: skip
+        (401, {"ok": False, "error": "unauthorized"}, "refused the api_key"),
+    ],
+)
+async def test_refusals_say_what_the_gateway_means(
+    httpserver: HTTPServer, status: int, body: dict[str, object], says: str
+) -> None:
+    httpserver.expect_request("/order", method="POST").respond_with_json(body, status=status)
+    outcome = await client(httpserver).order(
+        symbol="EURUSDm",
+        side="buy",
+        volume=Decimal("0.1"),
+        magic=1,
+        client_order_id="c-3",
+        comment="c-3",
+        deviation=20,
+    )
+    assert outcome.status == "rejected" and says in outcome.message
+
+
+async def test_modify_sends_only_the_levels_it_changes_and_clears_with_flags(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request("/modify_sl_tp", method="POST").respond_with_json(
+        {"result": {"retcode": 10009}}
+    )
+    c = client(httpserver)
+    await c.modify_sl_tp(5, sl=Decimal("1.07"))
+    await c.modify_sl_tp(5, clear_tp=True)
+    bodies = [json.loads(r.data) for r, _ in httpserver.log]
+    assert bodies == [{"position": 5, "sl": 1.07}, {"position": 5, "clear_tp": True}]
+    assert all("Idempotency-Key" not in r.headers for r, _ in httpserver.log)
+
+
+async def test_reconcile_reads_one_magic_and_says_when_the_gateway_lacks_it(
+    httpserver: HTTPServer,
+) -> None:
+    position = {"ticket": 61, "identifier": 50, "symbol": "EURUSDm", "type": 0,
+                "volume": "0.2", "price_open": "1.1", "magic": 7}  # fmt: skip
+    deal = {"ticket": 9, "position_id": 50, "symbol": "EURUSDm", "magic": 7, "entry": 2}
+    httpserver.expect_oneshot_request("/reconcile", query_string="magic=7").respond_with_json(
+        {"ok": True, "data": {"positions": [position, {**position, "magic": 8}],
+                              "orders": [{"ticket": 3, "magic": 7}, {"ticket": 4, "magic": 8}],
+                              "deals": [deal]}}
+    )  # fmt: skip
+    httpserver.expect_oneshot_request("/reconcile").respond_with_json({"error": "no"}, status=404)
+    c = client(httpserver)
+    snapshot = await c.reconcile(7)
+    assert snapshot is not None
+    assert [(p.ticket, p.identifier) for p in snapshot.positions] == [(61, 50)]
+    assert [o["ticket"] for o in snapshot.orders] == [3]
+    assert [d.position_id for d in snapshot.deals] == [50]
+    assert await c.reconcile(7) is None  # an older gateway: read positions and deals instead
+
+
+async def test_readiness_tells_waiting_from_refused(httpserver: HTTPServer) -> None:
+    httpserver.expect_oneshot_request("/health/ready").respond_with_json(
+        {"status": "not_ready", "mt5_status": "disconnected", "kill_switch_active": True},
+        status=503,
+    )
+    httpserver.expect_oneshot_request("/health/ready").respond_with_json({}, status=401)
+    httpserver.expect_oneshot_request("/health/ready").respond_with_json(
+        {"status": "ready", "mt5_status": "connected"}
+    )
+    c = client(httpserver)
+    assert await c.readiness_state() == ("waiting", "has trading halted by its kill switch")
+    assert await c.readiness_state() == ("refused", "refused the api_key (HTTP 401)")
+    assert (await c.readiness_state())[0] == "ready"

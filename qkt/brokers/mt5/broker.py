@@ -1,55 +1,75 @@
 """MT5Broker: the Broker protocol over an mt5-gateway, for one profile.
 
 Every order carries the profile's magic, its client order id and a 16-character tag as its comment
-(:mod:`qkt.brokers.tags`: gateways cut comments and do not echo client ids). Volumes are checked
-against the venue's ``symbol_info`` before anything is sent; nothing is rounded silently. An order
-is sent once: an unknown outcome (timeout after sending, 502) is resolved by looking for the order
-at the venue — a position, else a deal (on a netting account an order that adds to or closes a
-position leaves only a deal) — before anything else may be sent for that symbol. "Not placed"
-takes several clean reads in a row; a failed read keeps the symbol blocked.
+(:mod:`qkt.brokers.tags`: gateways cut comments and do not echo client ids on positions). Before
+anything is sent, the order is checked against what the gateway and the venue accept: the volume
+against the venue's ``symbol_info`` (min, max, step) and the gateway's per-order limit, the
+stop-loss and take-profit — placed at the strategy's distance from the venue's own quote at send
+time, rounded to the symbol's digits — on the right side of the expected fill. Nothing is rounded
+silently and no refusal is left to the gateway's 400.
+
+An order is sent once: an unknown outcome (timeout after sending, 502, an idempotency key still
+in progress) is resolved by looking for the order at the venue — ``/reconcile`` where the gateway
+serves it, else positions and deals; the deal the order made is the proof (on a netting account
+an order that adds to or reverses a position leaves no position of its own) — before anything
+else may be sent for that symbol. "Not placed" takes several clean reads in a row; a failed read
+keeps the symbol blocked.
+
+Positions are known by their identifier (:mod:`qkt.brokers.mt5.book`): a reversal keeps it while
+the ticket changes, and deals name it as ``position_id``. Times the gateway writes are the broker
+server's wall clock, converted with the profile's ``server_time_zone``
+(:mod:`qkt.brokers.mt5.clock`).
 
 The engine is synchronous and the gateway is an edge: :meth:`MT5Broker.submit` hands the order to
-the running asyncio loop and returns at once; the answer comes back as events on the bus. Orders
-of one symbol are sent one after another (a later one waits for the earlier one's answer, and for
-its resolution if that answer is unknown); orders of different symbols travel side by side.
-:meth:`MT5Broker.settle` waits until every order handed over so far has its answer.
+the running asyncio loop and returns at once; the order as it goes on the wire (its stops
+rounded), then its answer, come back as events on the bus. Orders of one symbol are sent one
+after another (a later one waits for the earlier one's answer, and for its resolution if that
+answer is unknown); orders of different symbols travel side by side. :meth:`MT5Broker.settle`
+waits until every order handed over so far has its answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from qkt.brokers.mt5.book import TicketBook
+from qkt.brokers.mt5.book import Stake, TicketBook
 from qkt.brokers.mt5.client import (
     Account,
     Deal,
     GatewayClient,
     GatewayError,
     Position,
+    Snapshot,
     SymbolInfo,
 )
+from qkt.brokers.mt5.clock import to_utc, wall_date
 from qkt.brokers.mt5.symbols import from_broker_symbol, to_broker_symbol
 from qkt.brokers.notices import Outage
-from qkt.brokers.tags import TAG_LENGTH, order_tag, run_stamp, session_tag
+from qkt.brokers.tags import MAX_CLIENT_ID, TAG_LENGTH, order_tag, run_stamp, session_tag
 from qkt.diagnostics import Diagnostic, error
+from qkt.engine.clock import WallClock
 from qkt.engine.events import (
     OrderAccepted,
     OrderFilled,
     OrderRejected,
     OrderRequest,
     OrderUnknown,
+    VenueNotice,
 )
+from qkt.engine.orders import bracket_prices
 from qkt.errors import QktError
 
 TRADE_MODES = {0: "demo", 1: "contest", 2: "real"}
 DAY = timedelta(days=1)
 HEDGING = 2  # /account margin_mode of a hedging account (0 is netting)
 ABSENCE_CHECKS = 3  # clean reads in a row before an order of unknown outcome counts as not placed
+GATEWAY_MAX_VOLUME = Decimal(100)  # the gateway's MAX_ORDER_VOLUME unless overrides say otherwise
+EXIT_ENTRIES = (1, 2, 3)  # deal entry OUT, INOUT (a reversal), OUT_BY
 
 
 class BrokerRefused(QktError):
@@ -66,9 +86,20 @@ class _Unresolved:
 
 @dataclass
 class _Closing:
-    ticket: int
+    stake: Stake
     volume: Decimal  # the position's volume before the close
     take: Decimal  # what the close was to take off it
+
+
+@dataclass
+class _Found:
+    """An order of unknown outcome, found at the venue."""
+
+    price: Decimal
+    qty: Decimal
+    identifier: int
+    ticket: int
+    deal: int = 0
 
 
 @dataclass
@@ -106,6 +137,9 @@ class MT5Broker:
         values = profile.values
         self.magic: int = int(values["magic"])
         self.deviation: int = int(values.get("deviation_points") or 20)
+        self.zone = profile.time_zone() if hasattr(profile, "time_zone") else None
+        self.ready_timeout_s = int(values.get("ready_timeout_ms") or 30000) / 1000
+        self.ready_poll_s = 0.5  # between two looks at /health/ready while waiting
         self.client = client or GatewayClient(
             str(values["gateway_url"]),
             api_key=profile.secret("api_key"),
@@ -120,6 +154,9 @@ class MT5Broker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._failures: list[BaseException] = []
         self._reconciling = asyncio.Lock()
+        self._announced: set[str] = set()  # client ids whose order event is out
+        self._our_deals: set[int] = set()  # deals our own orders made: never a venue exit
+        self._reconcile_served: bool | None = None  # None: not asked yet
         self.absence_backoff_s = 0.2  # between the reads that confirm "not placed"
         self._positions_outage = Outage(bus, clock, self.name, f"positions of magic {self.magic}")
 
@@ -130,29 +167,27 @@ class MT5Broker:
 
     # ------------------------------------------------------------ start-up
     async def start(self, session: str) -> None:
-        """Refuse a gateway that is not ready or not the expected account; recover the open
-        positions ``session``'s orders opened (their comment's tag names it). Positions of other
-        sessions on the same magic, or made by hand, are neither taken nor reported."""
-        url = self.client.base_url
-        problem = await self.client.readiness()
-        if problem is not None:
-            raise BrokerRefused(
-                error("gateway-unavailable", f"profile `{self.name}`: gateway {url} {problem}")
-            )
+        """Wait for the gateway to be ready (up to ``ready_timeout_ms``), refuse it if it is not
+        the expected account, and recover the open positions ``session``'s orders opened (their
+        comment's tag names it). Positions of other sessions on the same magic, or made by hand,
+        are neither taken nor reported."""
+        await self._wait_ready()
         try:
             account = await self.client.account()
-            positions = await self.client.positions(self.magic)
+            snapshot = await self._venue(deals=False)
         except GatewayError as exc:
             raise BrokerRefused(exc.diagnostics) from None
-        mismatches = account_mismatches(self.name, url, self.profile.values, account)
+        mismatches = account_mismatches(
+            self.name, self.client.base_url, self.profile.values, account
+        )
         if mismatches:
             raise BrokerRefused(mismatches)
         self.book.hedging = account.margin_mode == HEDGING
         self.book.owner_tag = session_tag(session)
-        for position in positions:
+        for position in snapshot.positions:
             if not self.book.ours(position):
                 continue
-            self.book.adopt(position)
+            self.book.adopt(position, self._utc(position.time_msc))
             self.recovered.append(
                 Recovered(
                     self.label,
@@ -165,18 +200,84 @@ class MT5Broker:
                 )
             )
 
-    # ------------------------------------------------------------ symbols
+    async def _wait_ready(self) -> None:
+        """``/health/ready`` until it answers ready, at most ``ready_timeout_ms``; the wait is
+        said once on the bus. A refused api_key refuses at once: waiting cannot mend it."""
+        url = self.client.base_url
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ready_timeout_s
+        waited = False
+        while True:
+            state, reason = await self.client.readiness_state()
+            if state == "ready":
+                if waited:
+                    self._notice("info", f"gateway {url} is ready")
+                return
+            if state == "refused" or loop.time() >= deadline:
+                after = f" after waiting {self.ready_timeout_s:g} s" if waited else ""
+                raise BrokerRefused(
+                    error(
+                        "gateway-unavailable",
+                        f"profile `{self.name}`: gateway {url} {reason}{after}",
+                    )
+                )
+            if not waited:
+                waited = True
+                self._notice(
+                    "warning",
+                    f"waiting for gateway {url} (it {reason}), up to {self.ready_timeout_s:g} s",
+                )
+            await asyncio.sleep(max(0.0, min(self.ready_poll_s, deadline - loop.time())))
+
+    def _notice(self, level: str, message: str) -> None:
+        self.bus.publish(VenueNotice(self.name, level, message, self.clock.now()))  # type: ignore[arg-type]
+
+    async def _venue(self, *, deals: bool = True) -> Snapshot:
+        """What the venue holds for the magic: ``/reconcile`` in one call where the gateway
+        serves it, else positions (and, when asked, the deals of the last day)."""
+        if self._reconcile_served is not False:
+            try:
+                snapshot = await self.client.reconcile(self.magic)
+            except GatewayError:
+                snapshot = None  # failing now: the separate reads may still answer
+            else:
+                self._reconcile_served = snapshot is not None
+            if snapshot is not None:
+                return snapshot
+        positions = await self.client.positions(self.magic)
+        found = await self.client.deals(*self._deal_window()) if deals else []
+        return Snapshot(positions=positions, deals=[d for d in found if d.magic == self.magic])
+
+    # ------------------------------------------------------------ symbols and clocks
     def broker_symbol(self, symbol: str) -> str:
         return to_broker_symbol(symbol, self.profile.aliases, self.profile.symbol_suffix)
 
     def _qkt_symbol(self, broker_symbol: str) -> str:
         return from_broker_symbol(broker_symbol, self.profile.aliases, self.profile.symbol_suffix)
 
+    def _utc(self, wall_ms: int) -> datetime:
+        """A time the gateway wrote (broker wall clock) as UTC; now when it wrote none."""
+        return to_utc(wall_ms, self.zone) if wall_ms else datetime.now(UTC)
+
+    def _deal_window(self, since: datetime | None = None) -> tuple[str, str]:
+        """``from_date``/``to_date`` around now (from ``since`` when known), padded by a day on
+        both sides, written on the broker's wall clock as gateways read them."""
+        now = datetime.now(UTC)
+        start = min(since or now, now) - DAY
+        return wall_date(start, self.zone), wall_date(now + DAY, self.zone)
+
     async def _info(self, broker_symbol: str) -> SymbolInfo:
         info = self._symbols.get(broker_symbol)
         if info is None:
             info = self._symbols[broker_symbol] = await self.client.symbol_info(broker_symbol)
         return info
+
+    def _gateway_max(self, request: OrderRequest, broker_symbol: str) -> Decimal:
+        """The gateway's per-order volume limit: 100 lots unless the profile's
+        ``instrument_overrides`` give the symbol a ``max_volume``."""
+        override = self.profile.instrument(request.symbol, broker_symbol) or {}
+        limit = override.get("max_volume")
+        return Decimal(str(limit)) if limit is not None else GATEWAY_MAX_VOLUME
 
     # ------------------------------------------------------------ the loop
     def _spawn(self, work: Any) -> None:
@@ -221,13 +322,21 @@ class MT5Broker:
         return lock
 
     # ------------------------------------------------------------ orders
+    def _announce(self, request: OrderRequest) -> None:
+        """The order event, once: as it goes on the wire, or as made when refused before."""
+        if request.client_id not in self._announced:
+            self._announced.add(request.client_id)
+            self.bus.publish(request)
+
     def _reject(self, request: OrderRequest, reason: str) -> OrderRejected:
+        self._announce(request)
         rejected = OrderRejected(request.client_id, self.name, reason, self.clock.now())
         self.bus.publish(rejected)
         return rejected
 
     def submit(self, request: OrderRequest) -> None:
-        """Hand the order to the running loop; accepted/filled/rejected/unknown follow on the bus."""
+        """Hand the order to the running loop; the order as sent, then accepted/filled/rejected/
+        unknown follow on the bus."""
         self._spawn(self._dispatch(request))
 
     async def _dispatch(self, request: OrderRequest) -> None:
@@ -242,15 +351,22 @@ class MT5Broker:
             return self._reject(
                 request, f"an earlier order on {symbol} has an unknown outcome; not sending more"
             )
+        if len(request.client_id) > MAX_CLIENT_ID:
+            return self._reject(
+                request, f"client id longer than the gateway's {MAX_CLIENT_ID} characters"
+            )
         try:
             info = await self._info(symbol)
         except GatewayError as exc:
             return self._reject(
                 request, f"cannot read {symbol} from the gateway: {exc.diagnostics[0].message}"
             )
-        problem = _volume_problem(request.qty, info)
+        problem = _volume_problem(request.qty, info, self._gateway_max(request, symbol))
         if problem:
             return self._reject(request, f"{symbol}: {problem}")
+        request, problem = await self._wire_stops(symbol, request, info)
+        if problem:
+            return self._reject(request, f"{symbol}: {problem}; not sent")
         tag = order_tag(request.strategy, request.client_id)
         qty = request.qty
         if request.reduce_only:
@@ -260,7 +376,7 @@ class MT5Broker:
             held = self.book.against(symbol, _side(request))
             if not held:
                 return self._reject(
-                    request, f"{symbol}: the venue holds no position of this profile to close"
+                    request, f"{symbol}: the venue holds no position of this session to close"
                 )
             if not self.hedging:
                 qty = min(qty, held[0].volume)
@@ -268,20 +384,41 @@ class MT5Broker:
             opposite = self.book.against(symbol, _side(request))
             if opposite:
                 return await self._reduce(symbol, request, tag, info, opposite)
-        return await self._place(symbol, request, tag, info, qty, announced=False)
+        return await self._place(symbol, replace(request, qty=qty), tag, qty)
+
+    async def _wire_stops(
+        self, symbol: str, request: OrderRequest, info: SymbolInfo
+    ) -> tuple[OrderRequest, str | None]:
+        """The order with its stops as they go on the wire, or why they cannot: placed at the
+        strategy's distance from the venue's quote now (the session may have priced the order
+        on a replay or an older quote), rounded to the symbol's digits, and on the right side of
+        the expected fill (ask for a buy, bid for a sell) by at least the symbol's stops level."""
+        if request.stop_loss is None and request.take_profit is None:
+            return request, None
+        try:
+            quote = await self.client.quote(symbol)
+        except GatewayError as exc:
+            return (
+                request,
+                f"cannot read the quote to place the stops ({exc.diagnostics[0].message})",
+            )
+        entry = quote.ask if request.side == "buy" else quote.bid
+        sl, tp = request.stop_loss, request.take_profit
+        if request.stop_rule is not None or request.take_rule is not None:
+            moved = bracket_prices(request.side, entry, request.stop_rule, request.take_rule)
+            sl = moved[0] if request.stop_rule is not None else sl
+            tp = moved[1] if request.take_rule is not None else tp
+        wired = replace(
+            request, stop_loss=_to_digits(sl, info.digits), take_profit=_to_digits(tp, info.digits)
+        )
+        return wired, _stops_problem(wired, entry, info)
 
     async def _place(
-        self,
-        symbol: str,
-        request: OrderRequest,
-        tag: str,
-        info: SymbolInfo,
-        qty: Decimal,
-        *,
-        announced: bool,
+        self, symbol: str, request: OrderRequest, tag: str, qty: Decimal, *, accepted: bool = False
     ) -> OrderAccepted | OrderRejected | OrderUnknown:
-        """``POST /order`` for ``qty`` of the request, sent once; its stops rounded to the
-        symbol's digits (a terminal refuses a stop that is not a price of the symbol)."""
+        """``POST /order`` for ``qty`` of the request, sent once (``accepted``: the venue has
+        already taken part of it, a close by ticket on a hedging account)."""
+        self._announce(request)
         outcome = await self.client.order(
             symbol=symbol,
             side=request.side,
@@ -290,24 +427,27 @@ class MT5Broker:
             client_order_id=request.client_id,
             comment=tag,
             deviation=self.deviation,
-            sl=_to_digits(request.stop_loss, info.digits),
-            tp=_to_digits(request.take_profit, info.digits),
+            sl=request.stop_loss,
+            tp=request.take_profit,
         )
         if outcome.status == "rejected":
             return self._reject(request, outcome.message or "rejected by the venue")
         if outcome.status == "unknown":
             self._unresolved[symbol] = _Unresolved(request, symbol, tag)
             return await self._settle_or_block(symbol, request, outcome.message)
-        accepted = OrderAccepted(request.client_id, self.name, self.clock.now())
-        if not announced:
-            self.bus.publish(accepted)
+        done = OrderAccepted(request.client_id, self.name, self.clock.now())
+        if not accepted:
+            self.bus.publish(done)
         result = outcome.result
         filled = result.volume or qty
+        self._our_deals.add(result.deal)
+        identifier = result.order if self.hedging else None
         self.book.track(
-            symbol, _side(request), request.client_id, tag, result.order, result.price, filled
-        )
+            symbol, _side(request), request.client_id, tag, result.order, result.price, filled,
+            identifier,
+        )  # fmt: skip
         self._fill(request, result.price, filled)
-        return accepted
+        return done
 
     async def _reduce(
         self,
@@ -315,38 +455,40 @@ class MT5Broker:
         request: OrderRequest,
         tag: str,
         info: SymbolInfo,
-        opposite: list[Position],
+        opposite: list[Stake],
     ) -> OrderAccepted | OrderRejected | OrderUnknown:
         """Hedging account: an order against open positions closes them by ticket, oldest first
         (whole, or partly for the last one); what is left opens a position of its own. Like a
         netting account, the stream keeps one net position. Stops at the first failure."""
+        self._announce(request)
         remaining = request.qty
         announced = False
-        for position in opposite:
+        for stake in opposite:
             if remaining <= 0:
                 break
-            take = min(remaining, position.volume)
-            key = f"{request.client_id}-close-{position.ticket}"
-            if take == position.volume:
-                outcome = await self.client.close_position(position.ticket, key)
+            take = min(remaining, stake.volume)
+            if take == stake.volume:
+                outcome = await self.client.close_position(stake.ticket)
             else:
-                outcome = await self.client.close_partial(position.ticket, take, key)
+                outcome = await self.client.close_partial(stake.ticket, take)
             if outcome.status == "rejected":
                 return self._reject(
-                    request, f"closing ticket {position.ticket}: {outcome.message or 'rejected'}"
+                    request, f"closing ticket {stake.ticket}: {outcome.message or 'rejected'}"
                 )
             if outcome.status == "unknown":
-                closing = _Closing(position.ticket, position.volume, take)
+                closing = _Closing(stake, stake.venue_volume, take)
                 self._unresolved[symbol] = _Unresolved(request, symbol, tag, closing)
                 return await self._settle_or_block(symbol, request, outcome.message)
             if not announced:
                 self.bus.publish(OrderAccepted(request.client_id, self.name, self.clock.now()))
                 announced = True
-            self.book.took(position, take)
+            self._our_deals.add(outcome.result.deal)
+            self.book.took(stake, take)
             self._fill(request, outcome.result.price, take)
             remaining -= take
         if remaining > 0 and not request.reduce_only:
-            return await self._place(symbol, request, tag, info, remaining, announced=announced)
+            rest = replace(request, qty=remaining)
+            return await self._place(symbol, rest, tag, remaining, accepted=announced)
         return OrderAccepted(request.client_id, self.name, self.clock.now())
 
     async def _settle_or_block(
@@ -364,7 +506,13 @@ class MT5Broker:
         self.bus.publish(unknown)
         return unknown
 
-    def _fill(self, request: OrderRequest, price: Decimal | None, qty: Decimal) -> None:
+    def _fill(
+        self,
+        request: OrderRequest,
+        price: Decimal | None,
+        qty: Decimal,
+        when: datetime | None = None,
+    ) -> None:
         if price is None:
             quote = self.prices.quote(request.label, request.symbol, request.side)
             price = quote if quote is not None else Decimal(0)
@@ -377,25 +525,27 @@ class MT5Broker:
                 request.side,
                 qty,
                 price,
-                self.clock.now(),
+                when or self.clock.now(),
             )
         )
 
+    # ------------------------------------------------------------ unknown outcomes
     async def _resolve(self, broker_symbol: str) -> bool:
         """Ask the venue whether the order of unknown outcome was placed; True once settled.
 
-        Found as a position or a deal: it was placed, at that price. Absent from
-        :data:`ABSENCE_CHECKS` clean reads in a row (the terminal may still be working on it):
-        it was not. Any failed read: still unknown, and the symbol stays blocked."""
+        Found as the deal it made, or the position it opened: it was placed, at that price.
+        Absent from :data:`ABSENCE_CHECKS` clean reads in a row (the terminal may still be
+        working on it): it was not. Any failed read: still unknown, and the symbol stays
+        blocked."""
         pending = self._unresolved[broker_symbol]
         if pending.closing is not None:
             return await self._resolve_close(broker_symbol, pending, pending.closing)
-        found: Position | Deal | None = None
+        found: _Found | None = None
         for check in range(ABSENCE_CHECKS):
             if check:
                 await asyncio.sleep(self.absence_backoff_s * check)
             try:
-                found = await self._find(pending)
+                found = self._find(pending, await self._venue())
             except GatewayError:
                 return False
             if found is not None:
@@ -405,57 +555,23 @@ class MT5Broker:
         if found is None:
             self._reject(
                 request,
-                f"the venue shows no position or deal for this order after {ABSENCE_CHECKS} "
+                f"the venue shows no deal or position for this order after {ABSENCE_CHECKS} "
                 "reads: it was not placed",
             )
             return True
-        if isinstance(found, Position):  # the position it opened
-            price, qty, ticket = found.price_open, found.volume, found.ticket
-        else:  # the deal it made (netting: it may have added to or closed a position)
-            price, qty, ticket = found.price, found.volume or request.qty, found.order
-        side = _side(request)
-        self.book.track(broker_symbol, side, request.client_id, pending.tag, ticket, price, qty)
+        self._our_deals.add(found.deal)
+        self.book.track(
+            broker_symbol, _side(request), request.client_id, pending.tag, found.ticket,
+            found.price, found.qty, found.identifier,
+        )  # fmt: skip
         self.bus.publish(OrderAccepted(request.client_id, self.name, self.clock.now()))
-        self._fill(request, price, qty)
+        self._fill(request, found.price, found.qty)
         return True
 
-    async def _resolve_close(self, symbol: str, pending: _Unresolved, closing: _Closing) -> bool:
-        """A close by ticket of unknown outcome: made if the ticket is gone or smaller by what the
-        close took (priced by the position's last closing deal); not made after
-        :data:`ABSENCE_CHECKS` reads that show it whole. The rest of the order is not sent."""
-        request = pending.request
-        deals: list[Deal] | None = None
-        held = self.book.tickets.get(closing.ticket)
-        for check in range(ABSENCE_CHECKS):
-            if check:
-                await asyncio.sleep(self.absence_backoff_s * check)
-            try:
-                positions = await self.client.positions(self.magic)
-                now = next((p for p in positions if p.ticket == closing.ticket), None)
-                if now is None or now.volume <= closing.volume - closing.take:
-                    since = held.time_msc if held is not None else 0
-                    deals = await self.client.deals(*self._deal_window(since), closing.ticket)
-                    break
-            except GatewayError:
-                return False
-        del self._unresolved[symbol]
-        if deals is None:
-            self._reject(
-                request,
-                f"closing ticket {closing.ticket}: the venue shows it whole after "
-                f"{ABSENCE_CHECKS} reads: it was not closed",
-            )
-            return True
-        exit_deal = next((d for d in reversed(deals) if d.entry in (1, 2, 3)), None)
-        if held is not None:
-            self.book.took(held, closing.take)
-        self.bus.publish(OrderAccepted(request.client_id, self.name, self.clock.now()))
-        self._fill(request, exit_deal.price if exit_deal else None, closing.take)
-        return True
-
-    async def _find(self, pending: _Unresolved) -> Position | Deal | None:
-        """The order at the venue: a position it opened, else a deal it made (on a netting
-        account an order into an existing position leaves only a deal)."""
+    def _find(self, pending: _Unresolved, venue: Snapshot) -> _Found | None:
+        """The order at the venue: the deal it made (exact price and volume; on a netting
+        account an order into an existing position leaves only a deal), else a position it
+        opened."""
         cid = pending.request.client_id
 
         def ours(row: Position | Deal) -> bool:
@@ -463,39 +579,67 @@ class MT5Broker:
                 return row.client_order_id == cid
             return row.comment[:TAG_LENGTH] == pending.tag
 
-        positions = await self.client.positions(self.magic)
-        position = next(
-            (p for p in positions if p.symbol == pending.broker_symbol and ours(p)), None
-        )
-        if position is not None:
-            return position  # it opened this position (an order into one keeps its comment)
-        deals = await self.client.deals(*self._deal_window())
-        return next(
-            (
-                d
-                for d in reversed(deals)
-                if d.magic == self.magic and d.symbol == pending.broker_symbol and ours(d)
-            ),
+        symbol = pending.broker_symbol
+        deal = next(
+            (d for d in reversed(venue.deals) if d.symbol == symbol and ours(d)),
             None,
         )
+        if deal is not None:
+            ticket = next(
+                (p.ticket for p in venue.positions if p.identifier == deal.position_id),
+                deal.order or deal.position_id,
+            )
+            qty = deal.volume or pending.request.qty
+            return _Found(deal.price, qty, deal.position_id or ticket, ticket, deal.ticket)
+        position = next((p for p in venue.positions if p.symbol == symbol and ours(p)), None)
+        if position is not None:
+            return _Found(
+                position.price_open, position.volume, position.identifier, position.ticket
+            )
+        return None
 
-    def _deal_window(self, since_ms: int = 0) -> tuple[str, str]:
-        """``from_date``/``to_date`` around now (from ``since_ms`` when known), padded by a day on
-        both sides, on the venue's wall clock: deals carry the venue's time, not the session's."""
-        now = datetime.now(UTC)
-        since = datetime.fromtimestamp(since_ms / 1000, UTC) if since_ms else now
-        zone = getattr(self.profile, "time_zone", lambda: None)() or UTC
-        fmt = "%Y-%m-%dT%H:%M:%SZ"  # the venue's wall clock, written as gateways expect
-        start, end = min(since, now) - DAY, now + DAY
-        return start.astimezone(zone).strftime(fmt), end.astimezone(zone).strftime(fmt)
+    async def _resolve_close(self, symbol: str, pending: _Unresolved, closing: _Closing) -> bool:
+        """A close by ticket of unknown outcome: made if the position is gone or smaller by what
+        the close took AND a deal shows it (priced by that deal); not made after
+        :data:`ABSENCE_CHECKS` reads that show it whole. The rest of the order is not sent."""
+        request = pending.request
+        stake = closing.stake
+        exit_deal: Deal | None = None
+        for check in range(ABSENCE_CHECKS):
+            if check:
+                await asyncio.sleep(self.absence_backoff_s * check)
+            try:
+                positions = await self.client.positions(self.magic)
+                now = next((p for p in positions if p.identifier == stake.identifier), None)
+                if now is not None and now.volume > closing.volume - closing.take:
+                    continue  # whole: one clean read that it was not closed
+                exit_deal = await self._last_exit(stake)
+            except GatewayError:
+                return False
+            if exit_deal is None:
+                return False  # gone from the list but no deal yet: not proof either way
+            break
+        del self._unresolved[symbol]
+        if exit_deal is None:
+            self._reject(
+                request,
+                f"closing ticket {stake.ticket}: the venue shows it whole after "
+                f"{ABSENCE_CHECKS} reads: it was not closed",
+            )
+            return True
+        self._our_deals.add(exit_deal.ticket)
+        self.book.took(stake, closing.take)
+        self.bus.publish(OrderAccepted(request.client_id, self.name, self.clock.now()))
+        self._fill(request, exit_deal.price, closing.take)
+        return True
 
     # ------------------------------------------------------------ position poller
     async def poll(self) -> int:
-        """Diff the magic's positions against the last snapshot; a ticket that disappeared was
-        closed at the venue (SL, TP or by hand): emit its closing fill with the exact deal price.
-        A failed read changes nothing. Orders of unknown outcome are looked for again first, so
-        a blocked symbol is freed as soon as the gateway can tell. Returns the number of fills
-        emitted for venue-side exits."""
+        """Diff the magic's positions against the book; what the venue closed on its own (SL,
+        TP, by hand) is reported with its exit deal's exact price and reason. A failed read, or
+        an empty list that no deal confirms, changes nothing. Orders of unknown outcome are
+        looked for again first, so a blocked symbol is freed as soon as the gateway can tell.
+        Returns the number of fills emitted for venue-side exits."""
         for symbol in list(self._unresolved):
             async with self._lock(symbol):
                 if symbol in self._unresolved:
@@ -511,52 +655,91 @@ class MT5Broker:
     async def _look(self) -> int:
         read_at = self.book.moment
         try:
-            current = {p.ticket: p for p in await self.client.positions(self.magic)}
+            positions = await self.client.positions(self.magic)
         except GatewayError as exc:
             self._positions_outage.failed(exc.diagnostics[0].message)
             return 0
         self._positions_outage.answered()
+        current = {p.identifier: p for p in positions}
         changes = self.book.changes(current, read_at)
-        emitted = 0
-        for position in changes.vanished:
-            closing = await self._last_exit(position)
-            if closing is None:
-                continue  # no exit deal (yet), or unreadable: nothing is assumed
-            self._report_exit(position, closing.volume or position.volume, closing)
-            self.book.forget(position.ticket)
-            emitted += 1
         unread: set[int] = set()
-        for held, now in changes.shrunk:  # part of it was closed at the venue
-            closing = await self._last_exit(held)
+        for stake in changes.unplaced:
+            if not await self._place_stake(stake, current):
+                unread.add(stake.identifier)
+        emitted = 0
+        for stake, lost in changes.closed:
+            closing = await self._last_exit(stake)
             if closing is None:
-                unread.add(held.ticket)  # keep the old volume: the next poll looks again
+                unread.add(stake.identifier)  # no exit deal (yet), or unreadable: keep it
                 continue
-            self._report_exit(held, held.volume - now.volume, closing)
+            self._report_exit(stake, lost, closing)
+            if lost >= stake.volume:
+                self.book.forget(stake.identifier)
+            else:
+                stake.volume -= lost
             emitted += 1
         self.book.refresh(current, read_at, keep=unread)
         return emitted
 
-    async def _last_exit(self, position: Position) -> Deal | None:
-        """The latest deal that took volume off ``position``, or None (none yet, or unreadable)."""
+    async def _place_stake(self, stake: Stake, current: dict[int, Position]) -> bool:
+        """Which position a netting fill of ours went into: its own new one (identifier = the
+        order's ticket), or one that already stood on the symbol (another session's or a hand
+        trade). The position on the symbol tells, else the deal our order made. False while
+        neither can be read."""
+        same = [p for p in current.values() if p.symbol == stake.symbol]
+        if len(same) == 1 and same[0].identifier not in self.book.stakes:
+            self.book.rehome(stake, same[0].identifier, same[0].ticket)
+            return True
         try:
-            deals = await self.client.deals(*self._deal_window(position.time_msc), position.ticket)
+            deals = await self.client.deals(*self._deal_window(stake.opened))
+        except GatewayError:
+            return False
+        made = next(
+            (
+                d
+                for d in reversed(deals)
+                if d.symbol == stake.symbol and d.comment[:TAG_LENGTH] == stake.comment
+            ),
+            None,
+        )
+        if made is None:
+            return False
+        self.book.rehome(stake, made.position_id or stake.identifier)
+        return False  # placed now; the next look reads it against the venue
+
+    async def _last_exit(self, stake: Stake) -> Deal | None:
+        """The latest deal that took volume off ``stake``'s position not made by our own orders,
+        or None (none yet, or unreadable)."""
+        try:
+            deals = await self.client.deals(*self._deal_window(stake.opened), stake.identifier)
         except GatewayError:
             return None
-        return next((d for d in reversed(deals) if d.entry in (1, 2, 3)), None)
+        return next(
+            (
+                d
+                for d in reversed(deals)
+                if d.position_id == stake.identifier
+                and d.entry in EXIT_ENTRIES
+                and d.ticket not in self._our_deals
+            ),
+            None,
+        )
 
-    def _report_exit(self, position: Position, volume: Decimal, deal: Deal) -> None:
-        """``volume`` of ``position`` was closed at the venue (SL, TP, by hand) by ``deal``."""
+    def _report_exit(self, stake: Stake, volume: Decimal, deal: Deal) -> None:
+        """``volume`` of ``stake`` was closed at the venue (SL, TP, by hand) by ``deal``."""
         reason = {4: "stop_loss", 5: "take_profit"}.get(deal.reason, "market")
+        when = self._utc(deal.time_msc) if isinstance(self.clock, WallClock) else None
+        self._our_deals.add(deal.ticket)
         self.bus.publish(
             OrderFilled(
-                self.book.owner(position.ticket, f"{self.name}-{position.ticket}"),
+                self.book.owner(stake.identifier, f"{self.name}-{stake.ticket}"),
                 self.name,
                 self.label,
-                self._qkt_symbol(position.symbol),
-                "sell" if position.type == 0 else "buy",
+                self._qkt_symbol(stake.symbol),
+                "sell" if stake.type == 0 else "buy",
                 volume,
                 deal.price,
-                self.clock.now(),
+                when if when is not None and deal.time_msc else self.clock.now(),
                 reason,  # type: ignore[arg-type]
             )
         )
@@ -565,39 +748,44 @@ class MT5Broker:
         return False  # market orders only: nothing rests at the venue
 
     def close_position(self, label: str, symbol: str) -> None:
-        """Close the venue's positions of ``symbol`` by ticket (right on hedging accounts too), in
-        that symbol's order queue. Each close is reported like an order: a fill at the venue's
-        price, a rejection, or an unknown outcome the poller settles from the closing deal."""
+        """Close the session's positions of ``symbol`` by ticket (right on hedging accounts too),
+        in that symbol's order queue. Each close is reported like an order: a fill at the
+        venue's price, a rejection, or an unknown outcome the poller settles from the closing
+        deal. A netting position shared with others is closed only by the session's volume."""
         self._spawn(self._close(self.broker_symbol(symbol)))
 
     async def _close(self, broker_symbol: str) -> None:
         async with self._lock(broker_symbol):
-            for position in self.book.of(broker_symbol):
-                await self._close_ticket(position.ticket, position)
+            for stake in self.book.of(broker_symbol):
+                await self._close_stake(stake)
 
-    async def _close_ticket(self, ticket: int, position: Position) -> None:
-        client_id = f"{self.name}-close-{ticket}-{run_stamp()}"  # a fresh key for every try
-        outcome = await self.client.close_position(ticket, client_id)
+    async def _close_stake(self, stake: Stake) -> None:
+        client_id = f"{self.name}-close-{stake.ticket}-{run_stamp()}"
+        if stake.venue_volume > stake.volume:  # others' volume is in it: take only ours
+            outcome = await self.client.close_partial(stake.ticket, stake.volume)
+        else:
+            outcome = await self.client.close_position(stake.ticket)
         now = self.clock.now()
         if outcome.status == "rejected":
             self.bus.publish(OrderRejected(client_id, self.name, outcome.message, now))
             return
         if outcome.status == "unknown":
-            reason = f"close of ticket {ticket}: outcome unknown ({outcome.message})"
+            reason = f"close of ticket {stake.ticket}: outcome unknown ({outcome.message})"
             self.bus.publish(OrderUnknown(client_id, self.name, reason, now))
             return  # still in the book: the poller reports the close if it happened
-        self.book.forget(ticket)
         result = outcome.result
+        self._our_deals.add(result.deal)
+        self.book.forget(stake.identifier)
         self.bus.publish(OrderAccepted(client_id, self.name, now))
         self.bus.publish(
             OrderFilled(
                 client_id,
                 self.name,
                 self.label,
-                self._qkt_symbol(position.symbol),
-                "sell" if position.type == 0 else "buy",
-                result.volume or position.volume,
-                result.price or position.price_current or position.price_open,
+                self._qkt_symbol(stake.symbol),
+                "sell" if stake.type == 0 else "buy",
+                result.volume or stake.volume,
+                result.price or stake.price_open,
                 now,
             )
         )
@@ -636,11 +824,42 @@ def _to_digits(price: Decimal | None, digits: int) -> Decimal | None:
     return None if price is None else price.quantize(Decimal(1).scaleb(-digits))
 
 
-def _volume_problem(qty: Decimal, info: SymbolInfo) -> str | None:
+def _volume_problem(qty: Decimal, info: SymbolInfo, gateway_max: Decimal) -> str | None:
+    if not qty.is_finite() or qty <= 0:
+        return f"volume {qty} is not a positive number"
     if qty < info.volume_min:
         return f"volume {qty} is below the minimum {info.volume_min}"
     if qty > info.volume_max:
         return f"volume {qty} is above the maximum {info.volume_max}"
+    if qty > gateway_max:
+        return (
+            f"volume {qty} is above the gateway's limit of {gateway_max} lots per order "
+            "(instrument_overrides max_volume raises it where the gateway allows more)"
+        )
     if info.volume_step > 0 and (qty / info.volume_step) % 1 != 0:
         return f"volume {qty} is not a multiple of the step {info.volume_step}"
+    return None
+
+
+def _stops_problem(request: OrderRequest, entry: Decimal, info: SymbolInfo) -> str | None:
+    """Why the venue would refuse the order's stops at an expected fill of ``entry``, or None:
+    a buy's stop-loss below and take-profit above it, a sell's the other way round, each at
+    least the symbol's ``trade_stops_level`` points away."""
+    buy = request.side == "buy"
+    fill = f"the expected fill {entry} ({'ask' if buy else 'bid'})"
+    gap = Decimal(info.trade_stops_level) * (info.point or Decimal(1).scaleb(-info.digits))
+    for name, level, below in (
+        ("stop-loss", request.stop_loss, buy),
+        ("take-profit", request.take_profit, not buy),
+    ):
+        if level is None:
+            continue
+        distance = entry - level if below else level - entry
+        if distance <= 0:
+            return f"{name} {level} is not {'below' if below else 'above'} {fill}"
+        if distance < gap:
+            return (
+                f"{name} {level} is closer to {fill} than the symbol's stops level "
+                f"({info.trade_stops_level} points)"
+            )
     return None

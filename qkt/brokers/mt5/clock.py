@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 
-DEAL_DATE = "%Y-%m-%dT%H:%M:%S"
+DEAL_DATE = "%Y-%m-%dT%H:%M:%SZ"  # the digits are the broker's clock; gateways expect the Z
 
 
 def to_utc(epoch_ms: int, zone: tzinfo | None) -> datetime:
