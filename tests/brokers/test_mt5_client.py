@@ -235,7 +235,7 @@ async def test_unreachable_gateway_means_nothing_was_sent() -> None:
                 "details": {"retcode": 10016},
             },
             "retcode 10016: Invalid stops",
-        ),  # fmt: skip
+        ),
         (401, {"ok": False, "error": "unauthorized"}, "refused the api_key"),
     ],
 )
