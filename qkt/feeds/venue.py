@@ -2,8 +2,9 @@
 
 For every MT5 route of a session, ``/symbol_info_tick/{broker symbol}`` is polled every
 ``tick_poll_interval_ms`` of its profile; each new quote becomes a tick row for that label's
-streams. A failed read produces nothing (the previous quote stands); an outage is said on the
-session's bus when it starts and when it ends (:class:`~qkt.engine.events.VenueNotice`).
+streams, stamped in UTC (gateways write tick times on the broker server's wall clock; the
+profile's ``server_time_zone`` converts them). A failed read produces nothing (the previous
+quote stands); an outage is said on the session's bus when it starts and when it ends (:class:`~qkt.engine.events.VenueNotice`).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from qkt.brokers.mt5.client import GatewayError
+from qkt.brokers.mt5.clock import to_utc
 from qkt.brokers.notices import Outage
 from qkt.engine.events import Tick
 from qkt.feeds.replay import Row
@@ -28,6 +30,7 @@ class _Poll:
     broker: Any
     every_s: float
     outage: Outage
+    zone: tzinfo | None = None  # the profile's server_time_zone
     last_msc: int = -1
 
 
@@ -47,8 +50,9 @@ class VenueQuotes:
             outage = Outage(
                 session.bus, session.clock, broker.name, f"quotes of {route.broker_symbol}"
             )
+            zone = getattr(broker, "zone", None)
             self._polls.append(
-                _Poll(route.label, route.symbol, route.broker_symbol, broker, every, outage)
+                _Poll(route.label, route.symbol, route.broker_symbol, broker, every, outage, zone)
             )
 
     @property
@@ -94,10 +98,7 @@ class VenueQuotes:
         if quote.time_msc and quote.time_msc == poll.last_msc:
             return None  # no new quote since the last read
         poll.last_msc = quote.time_msc
-        moment = (
-            datetime.fromtimestamp(quote.time_msc / 1000, UTC)
-            if quote.time_msc
-            else datetime.now(UTC)
-        )
+        # The tick's time is the broker server's wall clock: UTC through the profile's zone.
+        moment = to_utc(quote.time_msc, poll.zone) if quote.time_msc else datetime.now(UTC)
         tick = Tick(poll.symbol, moment, float(quote.bid), float(quote.ask))
         return Row(poll.symbol, None, tick, moment, poll.label)
