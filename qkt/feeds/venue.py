@@ -4,7 +4,8 @@ For every MT5 route of a session, ``/symbol_info_tick/{broker symbol}`` is polle
 ``tick_poll_interval_ms`` of its profile; each new quote becomes a tick row for that label's
 streams, stamped in UTC (gateways write tick times on the broker server's wall clock; the
 profile's ``server_time_zone`` converts them). A failed read produces nothing (the previous
-quote stands); an outage is said on the session's bus when it starts and when it ends (:class:`~qkt.engine.events.VenueNotice`).
+quote stands); an outage is said on the session's bus when it starts and when it ends
+(:class:`~qkt.engine.events.VenueNotice`).
 """
 
 from __future__ import annotations
