@@ -179,7 +179,8 @@ class TicketBook:
 
     def rehome(self, stake: Stake, identifier: int, ticket: int | None = None) -> None:
         """A provisional stake's fill went into position ``identifier`` (netting: a position
-        that already stood there)."""
+        that already stood there). Bookkeeping, not a change of ours: a snapshot read before it
+        still tells what the venue did."""
         self.stakes.pop(stake.identifier, None)
         owner = self._owners.pop(stake.identifier, None)
         stake.provisional = False
@@ -190,14 +191,12 @@ class TicketBook:
                 other.price_open * other.volume + stake.price_open * stake.volume
             ) / total
             other.volume = total
-            self._touch(identifier)
             return
         stake.identifier = identifier
         stake.ticket = ticket or stake.ticket
         self.stakes[identifier] = stake
         if owner:
             self._owners[identifier] = owner
-        self._touch(identifier)
 
     def _touch(self, identifier: int) -> None:
         self.moment += 1

@@ -402,7 +402,9 @@ class MT5Broker:
                 request,
                 f"cannot read the quote to place the stops ({exc.diagnostics[0].message})",
             )
-        entry = quote.ask if request.side == "buy" else quote.bid
+        entry = (quote.ask if request.side == "buy" else quote.bid).quantize(
+            Decimal(1).scaleb(-info.digits)
+        )
         sl, tp = request.stop_loss, request.take_profit
         if request.stop_rule is not None or request.take_rule is not None:
             moved = bracket_prices(request.side, entry, request.stop_rule, request.take_rule)
@@ -666,6 +668,8 @@ class MT5Broker:
         for stake in changes.unplaced:
             if not await self._place_stake(stake, current):
                 unread.add(stake.identifier)
+        if changes.unplaced:  # placed now: read them against the same snapshot
+            changes = self.book.changes(current, read_at)
         emitted = 0
         for stake, lost in changes.closed:
             closing = await self._last_exit(stake)
@@ -705,7 +709,7 @@ class MT5Broker:
         if made is None:
             return False
         self.book.rehome(stake, made.position_id or stake.identifier)
-        return False  # placed now; the next look reads it against the venue
+        return True
 
     async def _last_exit(self, stake: Stake) -> Deal | None:
         """The latest deal that took volume off ``stake``'s position not made by our own orders,
