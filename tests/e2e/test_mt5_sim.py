@@ -103,20 +103,61 @@ def test_replayed_strategy_sends_its_orders_to_the_simulated_gateway(
     received = httpx.get(f"{simulator}/_sim/orders").json()
     received = received.get("data", received) if isinstance(received, dict) else received
     assert len(received) == len(orders)
-    for sent, order in zip(received, orders, strict=True):
+    for sent, order, fill in zip(received, orders, fills, strict=True):
         body = sent.get("body", sent)
         assert (body["symbol"], body["magic"], body["type"]) == ("EURUSDm", 10001, "BUY")
         assert Decimal(str(body["volume"])) == Decimal("0.1")
-        # BY 50 PCT / BY 100 PCT of the entry the session saw, as prices of EURUSDm (5 digits)
-        entry, point = Decimal(order["stop_loss"]) * 2, Decimal("0.00001")
-        assert Decimal(str(body["sl"])) == (entry / 2).quantize(point)
-        assert Decimal(str(body["tp"])) == (entry * 2).quantize(point)
+        # The order is printed as it went on the wire: prices of EURUSDm (5 digits) ...
+        sl, tp = Decimal(order["stop_loss"]), Decimal(order["take_profit"])
+        assert (Decimal(str(body["sl"])), Decimal(str(body["tp"]))) == (sl, tp)
+        assert sl == sl.quantize(Decimal("0.00001")) and tp == tp.quantize(Decimal("0.00001"))
+        # ... BY 50 PCT / BY 100 PCT of the venue's own price, which the fill shows
+        entry = Decimal(fill["price"])
+        assert abs(sl / entry - Decimal("0.5")) < Decimal("0.001")
+        assert abs(tp / entry - 2) < Decimal("0.001")
         assert body["client_order_id"] == order["client_id"]
 
     positions = httpx.get(f"{simulator}/get_positions", params={"magic": 10001}).json()
     positions = positions.get("data", positions) if isinstance(positions, dict) else positions
     (position,) = positions  # a netting account: one position for the symbol and magic
     assert Decimal(str(position["volume"])) == Decimal("0.1") * len(fills)
+
+
+TIGHT = """STRATEGY tight VERSION 1
+SYMBOLS
+eur = EXNESS:EURUSD EVERY 1m
+RULES
+WHEN POSITION.eur == 0 THEN BUY eur SIZING 0.1 BRACKET STOP_LOSS BY 1 PCT TAKE_PROFIT BY 2 PCT
+"""
+
+
+def test_a_replay_far_from_the_venue_price_places_stops_from_the_venue_quote(
+    simulator: str, tmp_path: Path
+) -> None:
+    """The replay says 1.20, the venue 1.085: a 1 % stop under the replay's price would be above
+    the venue's and refused; qkt places it 1 % under the venue's quote at send time."""
+    config = tmp_path / "qkt.config.yaml"
+    config.write_text(f"brokers:\n  exness:\n    gateway_url: {simulator}\n")
+    strategy = tmp_path / "tight.qkt"
+    strategy.write_text(TIGHT)
+    replay = tmp_path / "bars.csv"
+    replay.write_text(
+        "time,open,high,low,close\n2026-03-02T10:00:00Z,1.2,1.2,1.2,1.2\n"
+        "2026-03-02T10:01:00Z,1.2,1.2,1.2,1.2\n"
+    )
+    events = run_events(
+        tmp_path, ROOT, "--config", str(config), "run", str(strategy), "--replay", str(replay)
+    )
+    (order,) = [e for e in events if e["event"] == "order"]
+    (fill,) = [e for e in events if e["event"] == "fill"]
+    entry, sl, tp = (
+        Decimal(fill["price"]),
+        Decimal(order["stop_loss"]),
+        Decimal(order["take_profit"]),
+    )
+    assert entry < Decimal("1.1")  # filled at the venue's price
+    assert abs(sl / entry - Decimal("0.99")) < Decimal("0.0005") and sl < entry < tp
+    assert [e for e in events if e["event"] == "rejected"] == []
 
 
 LIVE = """STRATEGY live VERSION 1
@@ -264,7 +305,7 @@ def test_a_wrong_gateway_token_refuses_the_run_without_showing_either_token(
         )
         assert result.returncode == 1
         assert "error[gateway-unavailable]" in result.stderr
-        assert "refuses the profile's api_key (HTTP 401)" in result.stderr
+        assert "refused the api_key (HTTP 401)" in result.stderr
         assert "Traceback" not in result.stderr
         for token in ("wrong-token-456", "right-token-123"):
             assert token not in result.stdout + result.stderr
