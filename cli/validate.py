@@ -13,6 +13,7 @@ from cli import output
 from cli.common import globals_of
 
 if TYPE_CHECKING:
+    from qkt.probe import Probe
     from qkt.validation import FileReport, ValidationReport, Validator
 
 
@@ -51,8 +52,10 @@ def validate(
         bool,
         typer.Option(
             "--probe",
-            help="Also ask each routed MT5 gateway for its readiness and account "
-            "(unreachable: a warning, an error in strict mode).",
+            help="Also ask each routed MT5 gateway, read-only, for its readiness, its account "
+            "and every routed symbol (unreachable: a warning, an error in strict mode; a refused "
+            "api_key, a missing or untradable symbol, an order size outside the live volume "
+            "limits: errors).",
         ),
     ] = False,
 ) -> None:
@@ -81,13 +84,9 @@ def validate(
 
 
 def _probe(report: ValidationReport, validator: Validator) -> None:
-    from qkt.diagnostics import apply_strict
-    from qkt.probe import probe_routes
+    from qkt.probe import probe_report
 
-    routes = [r for f in report.files for c in [f, *f.children] for r in c.routes]
-    probes, diags = probe_routes(routes, validator.registry)
-    report.probes = probes
-    report.diagnostics.extend(apply_strict(diags, report.strict.on))
+    probe_report(report, validator.registry)
 
 
 def _render(report: ValidationReport, fmt: Format) -> None:
@@ -103,24 +102,49 @@ def _render(report: ValidationReport, fmt: Format) -> None:
     for f in report.files:
         _render_file(f)
     if report.probes:
-        rows = [
+        _render_probes(report.probes)
+    output.echo(_summary(report))
+
+
+def _render_probes(probes: list[Probe]) -> None:
+    rows = []
+    for p in probes:
+        account = p.account
+        rows.append(
             [
                 p.profile,
+                p.type,
                 p.target,
-                "ready" if p.ready else "UNREACHABLE",
-                "-" if p.login is None else str(p.login),
-                p.server or "-",
-                p.trade_mode or "-",
-                p.margin_mode or "-",
+                p.status_text,
+                "-" if account is None else str(account.login),
+                "-" if account is None else account.server or "-",
+                "-" if account is None else account.trade_mode,
+                "-" if account is None else account.margin_mode,
             ]
-            for p in report.probes
-        ]
-        output.table(
-            ["PROFILE", "GATEWAY", "STATUS", "LOGIN", "SERVER", "MODE", "POSITIONS"],
-            rows,
-            title="probe:",
         )
-    output.echo(_summary(report))
+    output.table(
+        ["PROFILE", "TYPE", "GATEWAY", "STATUS", "LOGIN", "SERVER", "MODE", "POSITIONS"],
+        rows,
+        title="probe:",
+    )
+    symbols = [
+        [
+            p.profile,
+            s.symbol,
+            s.broker_symbol,
+            "-" if s.tradable is None else "yes" if s.tradable else "NO",
+            *("-" if v is None else str(v) for v in (s.min_volume, s.volume_step, s.max_volume)),
+            "-" if s.digits is None else str(s.digits),
+        ]
+        for p in probes
+        for s in p.symbols
+    ]
+    if symbols:
+        output.table(
+            ["PROFILE", "SYMBOL", "BROKER SYMBOL", "TRADABLE", "MIN", "STEP", "MAX", "DIGITS"],
+            symbols,
+            title="probed symbols:",
+        )
 
 
 def _render_file(f: FileReport, indent: str = "") -> None:

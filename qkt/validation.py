@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from qkt.config import ResolvedConfig
     from qkt.dsl import ParsedStrategy
     from qkt.portfolio import PortfolioEntry
+    from qkt.probe import Probe
 
 SCHEMA = "qkt.validate/1"
 STRATEGY_SUFFIXES = (".qkt",)
@@ -77,7 +78,8 @@ class ValidationReport:
     config_path: str | None
     files: list[FileReport] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    probes: list[Any] = field(default_factory=list)  # qkt.probe.Probe, with --probe
+    probes: list[Probe] = field(default_factory=list)
+    probed: bool = False  # --probe: the JSON has "probes", even when no route reaches a venue
 
     @property
     def ok(self) -> bool:
@@ -106,7 +108,7 @@ class ValidationReport:
             "summary": {"files": len(self.files), "errors": errors, "warnings": warnings},
             "files": [f.to_json() for f in self.files],
             "diagnostics": [d.to_json() for d in self.diagnostics],
-            **({"probes": [p.to_json() for p in self.probes]} if self.probes else {}),
+            **({"probes": [p.to_json() for p in self.probes]} if self.probed else {}),
         }
 
 

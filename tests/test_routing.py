@@ -150,6 +150,7 @@ def test_volume_checks_point_at_the_sizing_value(write: Writer) -> None:
     )
     (diag,) = plan_routes(strategy(text), reg, False).diagnostics
     assert (diag.code, diag.line) == ("volume-below-min", 5)
+    assert diag.column is not None
     assert text.splitlines()[4][diag.column - 1 :] == "0.5"
 
 
@@ -164,6 +165,7 @@ def test_an_order_above_the_gateway_limit_is_a_strict_warning(write: Writer) -> 
     (diag,) = plan.diagnostics
     assert (diag.severity, diag.code, diag.strict) == ("warning", "volume-above-gateway-max", True)
     assert (diag.path, diag.line) == (None, 5)
+    assert diag.column is not None
     assert text.splitlines()[4][diag.column - 1 :] == "150"
     assert "150" in diag.message and "100-lot" in diag.message and "`eur`" in diag.message
     assert "EURUSDm on `exness`" in diag.message

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pytest_httpserver import HTTPServer
-
 from tests.cli.conftest import Runner
 from tests.conftest import SEED, Writer
 
@@ -174,60 +172,6 @@ def test_config_error_is_reported_with_its_line(qkt: Runner, write: Writer) -> N
     assert result.code == 1
     assert "qkt.config.yaml:3:" in result.out + result.err
     assert "Traceback" not in result.out + result.err
-
-
-def test_probe_reports_each_routed_gateway(
-    qkt: Runner, write: Writer, httpserver: HTTPServer
-) -> None:
-    httpserver.expect_request("/health/ready").respond_with_json({"status": "ready"})
-    httpserver.expect_request("/account").respond_with_json(
-        {"login": 5551234, "server": "Exness-MT5Trial9", "trade_mode": "0"}
-    )
-    url = httpserver.url_for("").rstrip("/")
-    cfg = write(
-        "qkt.config.yaml",
-        f"brokers:\n  exness:\n    gateway_url: {url}\n  lab:\n    type: mt5\n"
-        "    gateway_url: http://127.0.0.1:9\n    magic: 5\n",
-    )
-    path = write(
-        "two.qkt",
-        SEED.replace(
-            "eur = EXNESS:EURUSD EVERY 1m",
-            "eur = EXNESS:EURUSD EVERY 1m\nlab = LAB:EURUSD EVERY 1m",
-        ),
-    )
-    result = qkt("validate", str(path), "--probe", "--format", "json", cwd=cfg.parent)
-    assert result.code == 0, result.out
-    data = result.json()
-    probes = {p["profile"]: p for p in data["probes"]}
-    assert probes["exness"] == {
-        "profile": "exness",
-        "target": url,
-        "ready": True,
-        "login": 5551234,
-        "server": "Exness-MT5Trial9",
-        "trade_mode": "demo",
-        "margin_mode": "netting",
-    }
-    assert probes["lab"]["ready"] is False
-    assert [d["code"] for d in data["diagnostics"]] == ["gateway-unreachable"]
-    strict = qkt("validate", str(path), "--probe", "--strict-brokers", cwd=cfg.parent)
-    assert strict.code == 1
-    assert "error[gateway-unreachable]" in strict.out
-
-
-def test_probe_says_whether_an_account_hedges(
-    qkt: Runner, write: Writer, httpserver: HTTPServer
-) -> None:
-    httpserver.expect_request("/health/ready").respond_with_json({"status": "ready"})
-    httpserver.expect_request("/account").respond_with_json({"login": 7, "margin_mode": 2})
-    url = httpserver.url_for("").rstrip("/")
-    cfg = write("qkt.config.yaml", f"brokers:\n  exness:\n    gateway_url: {url}\n")
-    path = write("seed.qkt", SEED)
-    result = qkt("validate", str(path), "--probe", "--format", "json", cwd=cfg.parent)
-    assert result.code == 0, result.out
-    (probe,) = result.json()["probes"]
-    assert probe["margin_mode"] == "hedging"
 
 
 LONG_NAME = "trend_" + "x" * 144  # 150 characters

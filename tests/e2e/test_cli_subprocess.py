@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from tests.conftest import ROOT, SEED, Writer, clean_env
 
@@ -164,6 +165,40 @@ def test_validate_does_not_import_network_or_engine_modules(write: Writer, home:
     )
     assert result.returncode == 0, result.stderr
     assert "HEAVY=\n" in result.stderr
+
+
+def test_probe_from_a_real_process(write: Writer, home: Path, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/health/ready").respond_with_json({"status": "ready"})
+    httpserver.expect_request("/account").respond_with_json({"login": 77, "server": "Demo-1"})
+    httpserver.expect_request("/symbol_info/EURUSDm").respond_with_json(
+        {"digits": 5, "volume_min": "0.01", "volume_max": "50", "volume_step": "0.01"}
+    )
+    url = httpserver.url_for("").rstrip("/")
+    cfg = write(
+        "qkt.config.yaml",
+        f"brokers:\n  exness:\n    gateway_url: {url}\n    api_key: ${{GW_KEY}}\n",
+    )
+    strategy = write("m.qkt", SEED)
+    env = {"GW_KEY": "key-3141-secret"}
+    args = ("validate", strategy.name, "--probe")
+    result = run(*args, "--format", "json", cwd=cfg.parent, home=home, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (probe,) = json.loads(result.stdout)["probes"]
+    assert (probe["ready"], probe["account"]["login"], probe["problem"]) == (True, 77, None)
+    assert probe["symbols"][0]["max_volume"] == "50"
+    assert {r.headers.get("Authorization") for r, _ in httpserver.log} == {"Bearer key-3141-secret"}
+
+    httpserver.clear()
+    httpserver.expect_request("/health/ready").respond_with_json({"error": "no"}, status=401)
+    refused = run(*args, cwd=cfg.parent, home=home, env=env)
+    assert refused.returncode == 1
+    assert "error[gateway-auth-refused]" in refused.stdout
+    row = next(
+        x for x in refused.stdout.splitlines() if x.strip().startswith("exness ") and url in x
+    )
+    assert "refused the api_key (HTTP 401)" in row
+    assert "Traceback" not in refused.stdout + refused.stderr
+    assert "key-3141-secret" not in result.stdout + refused.stdout + refused.stderr
 
 
 def test_help_offers_shell_completion(tmp_path: Path, home: Path) -> None:
