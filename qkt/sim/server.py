@@ -1,4 +1,10 @@
-"""Run the simulator with uvicorn: in a background thread (tests, demo) or in the foreground (CLI)."""
+"""Run the simulator with uvicorn: in a background thread (tests, demo) or in the foreground (CLI).
+
+Each :class:`SimServer` is one gateway process over a :class:`SimState` (the terminal and its
+account): its fault switches and idempotency store live and die with it, so a second server over
+the same state is a restarted gateway that has forgotten every stored answer. ``tick_ms`` moves
+the quotes on a timer (SL/TP and pending orders trigger on them).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,8 @@ from qkt.sim.state import SimState
 
 
 class SimServer:
-    """``with SimServer(state) as sim: sim.url`` — a real HTTP gateway on a free local port."""
+    """``with SimServer(state) as sim: sim.url`` — a real HTTP gateway on a free local port;
+    ``api_key`` makes it require ``Authorization: Bearer <api_key>``."""
 
     def __init__(
         self,
