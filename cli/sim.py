@@ -1,4 +1,5 @@
-"""``qkt sim gateway``: run the bundled mt5-gateway simulator in the foreground."""
+"""``qkt sim gateway``: run the bundled mt5-gateway simulator in the foreground (what it simulates:
+``qkt/sim/__init__.py``)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,11 @@ def gateway(
         str, typer.Option("--symbols", help="Comma-separated broker symbols, e.g. EURUSDm,XAUUSDm.")
     ] = "EURUSDm,GBPUSDm,XAUUSDm,USTECm,BTCUSDm",
     tick_ms: Annotated[
-        int, typer.Option("--tick-ms", help="Move quotes every N ms (0: never).")
+        int,
+        typer.Option(
+            "--tick-ms",
+            help="Move quotes every N ms (0: never); SL/TP and pending orders trigger on them.",
+        ),
     ] = 1000,
     api_key: Annotated[
         str | None,
@@ -33,9 +38,20 @@ def gateway(
     hedging: Annotated[
         bool,
         typer.Option(
-            "--hedging", help="A hedging account: every order opens a position of its own."
+            "--hedging",
+            help="A hedging account (margin_mode 2): every order opens a position of its own. "
+            "Default: netting, one position per symbol for the whole account.",
         ),
     ] = False,
+    server_time_zone: Annotated[
+        str,
+        typer.Option(
+            "--server-time-zone",
+            help="The broker server's clock: times of positions, deals and ticks are epochs of "
+            "its wall clock, and deal date parameters are read on it (bars stay UTC). UTC, "
+            "ny-close (New York + 7 h: UTC+2/+3) or an IANA zone.",
+        ),
+    ] = "UTC",
     prices: Annotated[
         Path | None,
         typer.Option(
@@ -47,10 +63,23 @@ def gateway(
         ),
     ] = None,
 ) -> None:
-    """Serve an mt5-gateway-compatible simulated account until Ctrl-C."""
+    """Serve a simulated MT5 account through an mt5-gateway's HTTP protocol until Ctrl-C.
+
+    It answers as real gateways do: ok/request_id envelopes, bearer auth on every route but
+    /health/live, /order checked by the gateway and the terminal (400 with a retcode),
+    idempotent by client_order_id / Idempotency-Key for an hour, MQL5 netting (one position per
+    symbol; reversals keep the position's identifier) or hedging, SL/TP and pending orders
+    triggered by its own quotes, deals by broker wall-clock window, /reconcile, and seeded M1
+    bars (the last 3 days) for warm-up. Fault switches for tests: POST /_sim/faults.
+    """
+    from qkt.config.timezones import server_zone
     from qkt.sim.server import serve_forever
     from qkt.sim.state import SimState
 
+    try:
+        server_zone(server_time_zone)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--server-time-zone") from None
     names = [s.strip() for s in symbols.split(",") if s.strip()]
     if not names:
         raise typer.BadParameter("give at least one symbol", param_hint="--symbols")
@@ -62,7 +91,9 @@ def gateway(
                 "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
             )
             raise typer.BadParameter(f"{host}:{port} {reason}", param_hint="--port") from None
-    state = SimState(seed=seed, symbols=tuple(names), hedging=hedging)
+    state = SimState(
+        seed=seed, symbols=tuple(names), hedging=hedging, server_time_zone=server_time_zone
+    )
     if prices is not None:
         state.follow(_script(prices))
     serve_forever(
@@ -72,7 +103,9 @@ def gateway(
         api_key,
         tick_ms,
         on_ready=lambda url: output.echo(
-            f"mt5-gateway simulator on {url} ({', '.join(names)})", err=True
+            f"mt5-gateway simulator on {url} ({', '.join(names)}; "
+            f"{'hedging' if hedging else 'netting'}, server time {server_time_zone})",
+            err=True,
         ),
     )
     output.echo("stopped", err=True)
