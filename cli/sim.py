@@ -32,9 +32,15 @@ def gateway(
     ] = 1000,
     api_key: Annotated[
         str | None,
-        typer.Option("--api-key", help="Require this bearer token.", envvar="QKT_SIM_API_KEY"),
+        typer.Option(
+            "--api-key",
+            help="Require this bearer token on every route but /health/live.",
+            envvar="QKT_SIM_API_KEY",
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random-walk quotes.")] = 1,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the random-walk quotes and the bar history.")
+    ] = 1,
     hedging: Annotated[
         bool,
         typer.Option(
