@@ -116,8 +116,11 @@ async def test_stop_loss_hit_at_the_venue_reaches_the_session_through_the_poller
 @pytest.mark.anyio
 async def test_venue_rejections(sim: SimServer, tmp_path: Path) -> None:
     b, events = await broker(sim, tmp_path)
-    await send(b, buy(sl="1.20000"))  # a buy's stop above the price
-    assert isinstance(events[-1], OrderRejected) and "Invalid stops" in events[-1].reason
+    await send(b, buy(sl="1.20000"))  # a buy's stop above the price: refused before sending
+    assert isinstance(events[-1], OrderRejected) and "is not below" in events[-1].reason
+    assert sim.state.received == []
+    await send(b, buy("300", cid="s-000003"))  # over the venue's maximum: refused unsent too
+    assert isinstance(events[-1], OrderRejected) and "above the maximum" in events[-1].reason
     faults(sim, requote_next=True)
     await send(b, buy(cid="s-000002"))
     assert isinstance(events[-1], OrderRejected) and "409" in events[-1].reason
@@ -224,13 +227,15 @@ async def test_close_partial_modify_and_pending_orders_through_the_client(
     b, _ = await broker(sim, tmp_path)
     await send(b, buy("0.5"))
     (position,) = await b.client.positions(10001)
-    assert (await b.client.close_partial(position.ticket, Decimal("0.2"), "k1")).status == "done"
-    assert (
-        await b.client.modify_sl_tp(position.ticket, Decimal("1.05"), None, "k2")
-    ).status == "done"
+    assert (await b.client.close_partial(position.ticket, Decimal("0.2"))).status == "done"
+    assert (await b.client.modify_sl_tp(position.ticket, sl=Decimal("1.05"))).status == "done"
+    assert (await b.client.modify_sl_tp(position.ticket, tp=Decimal("1.2"))).status == "done"
     (after,) = await b.client.positions(10001)
-    assert after.volume == Decimal("0.3") and after.sl == Decimal("1.05") and after.tp == Decimal(0)
-    assert (await b.client.close_position(position.ticket, "k3")).status == "done"
+    assert (after.volume, after.sl, after.tp) == (Decimal("0.3"), Decimal("1.05"), Decimal("1.2"))
+    assert (await b.client.modify_sl_tp(position.ticket, clear_sl=True)).status == "done"
+    (cleared,) = await b.client.positions(10001)
+    assert (cleared.sl or 0, cleared.tp) == (0, Decimal("1.2"))  # only the stop was cleared
+    assert (await b.client.close_position(position.ticket)).status == "done"
     assert await b.client.positions(10001) == [] and await b.client.pending_orders(10001) == []
 
 
@@ -320,7 +325,7 @@ async def test_an_order_that_closes_or_reverses_a_position_is_not_reported_twice
     # The short that is left is still watched: its stop at the venue is reported.
     (short,) = await b.client.positions(10001)
     assert (short.type, short.volume) == (1, Decimal("0.3"))
-    await b.client.modify_sl_tp(short.ticket, Decimal("1.2"), None, "k-sl")
+    await b.client.modify_sl_tp(short.ticket, sl=Decimal("1.2"))
     httpx.post(f"{sim.url}/_sim/quote", json={"symbol": "EURUSDm", "bid": "1.2", "ask": "1.2"})
     assert await b.poll() == 1
     assert (events[-1].side, events[-1].qty, events[-1].reason) == (
