@@ -112,6 +112,7 @@ def report(gateway: str, url: str, orders: int) -> None:
         aliases={},
         symbol_suffix="m",
         secret=lambda name: None,
+        instrument=lambda *symbols: None,
     )
     clock = SimulatedClock(datetime(2026, 1, 1, tzinfo=UTC))
     broker = MT5Broker(profile, EventBus(), clock, PriceTracker())
@@ -154,24 +155,29 @@ async def measure(
             Decimal("0.1"),
             clock.now(),
         )
-        body = {
-            "symbol": "EURUSDm",
-            "volume": 0.1,
-            "type": side.upper(),
-            "deviation": 20,
-            "magic": 10002,
-            "client_order_id": f"bare-{i:06d}",
-            "comment": f"bare-{i:06d}",
-        }
-        # Each POST its own key: a gateway answers a repeated key from its cache.
-        keyed = {"Idempotency-Key": f"bare-a-{i:06d}"}, {"Idempotency-Key": f"bare-s-{i:06d}"}
+        # Each POST its own key (a gateway answers a repeated key from its cache), sent as the
+        # body's client_order_id and as Idempotency-Key: real gateways require both to match.
+        bodies = [
+            {
+                "symbol": "EURUSDm",
+                "volume": 0.1,
+                "type": side.upper(),
+                "deviation": 20,
+                "magic": 10002,
+                "client_order_id": key,
+                "comment": key,
+            }
+            for key in (f"bare-a-{i:06d}", f"bare-s-{i:06d}")
+        ]
+        keyed = [{"Idempotency-Key": str(b["client_order_id"])} for b in bodies]
         start = time.perf_counter()
         broker.submit(request)
         await broker.settle()
         mid = time.perf_counter()
-        await async_client.post("/order", json=body, headers=keyed[0])
+        answer = await async_client.post("/order", json=bodies[0], headers=keyed[0])
         end = time.perf_counter()
-        sync_client.post("/order", json=body, headers=keyed[1])
+        sync_client.post("/order", json=bodies[1], headers=keyed[1]).raise_for_status()
+        answer.raise_for_status()
         last = time.perf_counter()
         if i >= 50:  # warm-up
             ours.append((mid - start) * 1000)
