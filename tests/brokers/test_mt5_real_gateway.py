@@ -272,3 +272,39 @@ async def test_broker_times_of_a_new_york_close_server_are_read_as_utc(
     exit_fill = events[-1]
     assert exit_fill.reason == "stop_loss"
     assert abs((exit_fill.time - datetime.now(UTC)).total_seconds()) < 60  # the deal's time, UTC
+
+
+async def test_an_empty_positions_list_is_not_believed_without_deals(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    b, events = await broker(sim, tmp_path)
+    await send(b, order("buy", "0.1", "s-000001"))
+    faults(sim, empty_positions_next=True)  # the terminal failed to count: 200 []
+    assert await b.poll() == 0  # no exit deal shows a close: still long
+    await send(b, order("sell", "0.1", "s-000002", reduce_only=True))
+    assert fills(events)[-1][:3] == ("s-000002", "sell", Decimal("0.1"))
+    assert sim.state.positions == {}
+
+
+@pytest.mark.parametrize("sim", [{"reconcile": True}, {"reconcile": False}], indirect=True,
+                         ids=["reconcile", "positions"])  # fmt: skip
+async def test_a_restarted_session_recovers_its_own_positions_only(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    first, _ = await broker(sim, tmp_path, session="eur")
+    await send(first, order("sell", "0.1", "eur-1-000001", strategy="eur"))
+    await send(first, order("buy", "0.3", "eur-1-000002", strategy="eur"))  # reversed: long 0.2
+    await first.aclose()
+    other, _ = await broker(sim, tmp_path, session="gbp")
+    assert other.recovered == []  # not the other session's
+    again, events = await broker(sim, tmp_path, session="eur")
+    (recovered,) = again.recovered
+    assert (recovered.side, recovered.qty) == ("buy", Decimal("0.2"))
+    (position,) = sim.state.positions.values()
+    position_sl = position.price_open - Decimal("0.01")
+    httpx.post(
+        f"{sim.url}/modify_sl_tp", json={"position": position.ticket, "sl": float(position_sl)}
+    ).raise_for_status()
+    quote(sim, str(position_sl - Decimal("0.0001")), str(position_sl))
+    assert await again.poll() == 1  # the recovered position's stop reaches the session
+    assert fills(events)[-1][1:] == ("sell", Decimal("0.2"), "stop_loss")
