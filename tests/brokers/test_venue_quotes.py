@@ -8,6 +8,7 @@ import itertools
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -118,3 +119,58 @@ async def test_a_slow_symbol_does_not_hold_back_the_others(tmp_path: Path) -> No
     finally:
         server.clear()
         server.stop()
+
+
+CANDLES = """STRATEGY nyclose VERSION 1
+SYMBOLS
+eur = ICMARKETS:EURUSD EVERY 1s
+RULES
+WHEN eur.close > 0 THEN LOG "bar"
+"""
+
+
+@pytest.mark.anyio
+async def test_a_new_york_close_server_gives_candles_aligned_to_utc(tmp_path: Path) -> None:
+    """The server writes tick times on its own clock (UTC+2/+3): the candles they make are of
+    the UTC minute and second they happened in, not two or three hours ahead."""
+    from datetime import UTC, datetime
+
+    from qkt.engine.events import LogEvent
+    from qkt.sim import SimServer, SimState
+
+    state = SimState(seed=2, symbols=("EURUSD.raw",), server_time_zone="ny-close")
+    with SimServer(state, tick_ms=50) as sim:
+        cfg = tmp_path / "qkt.config.yaml"  # icmarkets: a built-in ny-close profile
+        cfg.write_text(
+            f"brokers:\n  icmarkets:\n    gateway_url: {sim.url}\n    tick_poll_interval_ms: 20\n"
+        )
+        config = load_config(cfg, env={"QKT_NO_CACHE": "1"}, cwd=tmp_path)
+        parsed = parse_strategy(CANDLES, "c.qkt")
+        assert parsed.strategy is not None
+        logs: list[LogEvent] = []
+        session = LiveSession(
+            parsed.strategy,
+            BrokerRegistry.from_config(config),
+            clock=WallClock(),
+            on_event=lambda e: logs.append(e) if isinstance(e, LogEvent) else None,
+        )
+        await session.start()
+        candles: list[Any] = []
+        on_bar = session.runtime.on_bar
+
+        def seen(alias: str, candle: Any) -> Any:
+            candles.append(candle)
+            return on_bar(alias, candle)
+
+        session.runtime.on_bar = seen  # type: ignore[method-assign]
+        rows = []
+        async with contextlib.aclosing(VenueQuotes(session).rows()) as source:
+            while not logs:  # until a 1s candle closes
+                row = await anext(source)
+                rows.append(row)
+                session.on_row(row)
+        await session.aclose()
+    now = datetime.now(UTC)
+    assert all(abs((r.time - now).total_seconds()) < 30 for r in rows)  # UTC, not UTC+2/+3
+    (candle,) = candles
+    assert abs((candle.time - now).total_seconds()) < 30 and candle.time.microsecond == 0
