@@ -90,6 +90,8 @@ class Runtime:
         }
         self._indicators: dict[Any, Any] = {}
         self._let_fns: dict[str, Fn] = {}
+        self._declared_warmup = {s.alias: s.warmup for s in strategy.streams}
+        self._lookback: dict[str, int] = {}  # alias -> longest indicator chain on it (bars)
         self.rules = [self._rule(rule) for rule in strategy.rules]
         self._by_stream: dict[str, list[Rule]] = {alias: [] for alias in self.streams}
         for rule in self.rules:
@@ -112,6 +114,24 @@ class Runtime:
                         fired.append(intent)
             rule.previous = now
         return fired
+
+    def warm(self, alias: str, bar: Bar) -> None:
+        """Feed a bar of history: the stream's indicators update and its rules' conditions are
+        evaluated (crosses remember their sides, each rule its edge-trigger state), but no action
+        runs and nothing is returned."""
+        state = self.streams[alias]
+        state.bar = bar
+        for update in state.updaters:
+            update(bar)
+        for rule in self._by_stream[alias]:
+            rule.previous = rule.condition()
+
+    def warmup_bars(self, alias: str) -> int:
+        """Bars of history ``alias`` needs before live bars count: its ``WARMUP N BARS``, else the
+        longest indicator period the rules use on it (an indicator of an indicator adds up both
+        periods; ``macd`` needs its slow and signal periods)."""
+        declared = self._declared_warmup.get(alias)
+        return declared if declared is not None else self._lookback.get(alias, 0)
 
     # ------------------------------------------------------------ compiling
     def _streams_of(self, expr: ast.Expr, seen: frozenset[str] = frozenset()) -> list[str]:
@@ -326,11 +346,37 @@ class Runtime:
             raise ValueError("indicator periods must be constants")
         return float(value)
 
+    def _history(self, expr: ast.Expr, seen: frozenset[str] = frozenset()) -> int:
+        """The longest indicator chain in ``expr`` (through LETs), in bars."""
+        longest = 0
+        for node in walk(expr):
+            if isinstance(node, ast.Call):
+                longest = max(longest, self._chain(node, seen))
+            elif isinstance(node, ast.Name) and node.name in self.lets and node.name not in seen:
+                longest = max(longest, self._history(self.lets[node.name], seen | {node.name}))
+        return longest
+
+    def _chain(self, expr: ast.Call, seen: frozenset[str]) -> int:
+        """Bars an indicator call needs: its period plus what its input needs."""
+        name = expr.name.lower()
+        periods = [int(self._constant(a)) for a in expr.args[1:]]
+        if name == "atr":
+            return periods[0]
+        own = periods[1] + periods[2] if name.startswith("macd") else periods[0]
+        return own + self._history(expr.args[0], seen)
+
+    def _needs(self, aliases: list[str], expr: ast.Call) -> None:
+        bars = self._chain(expr, frozenset())
+        for alias in aliases:
+            if alias in self.streams and bars > self._lookback.get(alias, 0):
+                self._lookback[alias] = bars
+
     def _call(self, expr: ast.Call) -> Fn:
         name = expr.name.lower()
         args = expr.args
         if name == "atr":
             alias = args[0].name if isinstance(args[0], ast.Name) else ""
+            self._needs([alias], expr)
             key: Any = ("atr", alias, self._constant(args[1]))
             atr: ind.Atr | None = self._indicators.get(key)
             if atr is None:
@@ -346,6 +392,7 @@ class Runtime:
             return lambda: found.value
         source = self.compile(args[0])
         driver = self._streams_of(args[0])
+        self._needs(driver, expr)
         constants = tuple(self._constant(a) for a in args[1:])
         if name.startswith("macd"):
             key = ("macd", _canon(args[0], self.streams), constants)
