@@ -310,6 +310,21 @@ class GatewayClient:
             orders=[o for o in orders if isinstance(o, dict) and o.get("magic") == magic],
         )
 
+    async def bars(
+        self, broker_symbol: str, timeframe: str, from_date: str, to_date: str
+    ) -> list[dict[str, Any]]:
+        """``GET /fetch_data_range``: the gateway's rows of ``timeframe`` bars (``M1`` ... ``D1``)
+        opened from ``from_date`` to ``to_date`` (ISO-8601 UTC: bar endpoints speak UTC, not the
+        server's clock), oldest first; read by :mod:`qkt.feeds.warmup`. A gateway without the
+        endpoint raises :class:`Unsupported`."""
+        path = "/fetch_data_range"
+        params = {"symbol": broker_symbol, "timeframe": timeframe}
+        payload = await self._get(path, {**params, "from_date": from_date, "to_date": to_date})
+        rows = payload.get("bars") if isinstance(payload, dict) else payload
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise GatewayError(_diag(self.base_url, path, "expected a list of bars"))
+        return rows
+
     # ------------------------------------------------------------ writes (sent once)
     async def _post(self, path: str, body: dict[str, Any], key: str | None = None) -> Outcome:
         headers = {"Idempotency-Key": key} if key else {}
