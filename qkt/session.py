@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -359,6 +360,29 @@ class LiveSession:
                 if intents:
                     self._handle(intents)
         self._mark_equity()
+
+    def warm(self, alias: str, bars: Iterable[Bar], until: datetime | None = None) -> int:
+        """Feed ``alias`` bars of history (oldest first) as live bars would be fed: its candles,
+        its indicators and its rules' conditions, so a cross or an edge that happened in the
+        history is not seen again on the first live bar; but no rule fires and no order is made.
+        With ``until``, the stream's candle whose period ended by then is closed as history too.
+        Returns how many of the stream's candles closed."""
+        builder = self._candles[alias]
+        warm = self.runtime.warm
+        count = 0
+        for bar in bars:
+            if builder.seconds == bar.seconds and builder.is_aligned(bar):
+                closed = [bar]
+            else:
+                closed = builder.add_bar(bar)
+            for candle in closed:
+                warm(alias, candle)
+            count += len(closed)
+        if until is not None:
+            for candle in builder.flush(until):
+                warm(alias, candle)
+                count += 1
+        return count
 
     def finish(self) -> Summary:
         """Close candles whose period has ended and compute the summary."""
