@@ -95,7 +95,8 @@ def run(
 
     Routing follows the configuration exactly as a daemon session would: MT5 legs go to their
     gateways, `--paper` fills every stream on paper instead. Without --replay (and with
-    market_data.source: venue) the streams are priced by the venues they route to. A paper replay
+    market_data.source: venue) the streams are priced by the venues they route to, after a
+    warm-up on their bar history (WARMUP N BARS, or the longest indicator period). A paper replay
     always prints the same output. Ctrl-C waits for orders in flight, then stops with the summary
     (exit code 130).
     """
@@ -159,7 +160,8 @@ def run(
             for row in source:
                 session.on_row(row)
         else:  # venue brokers are asyncio edges
-            asyncio.run(drive(session, source if source is not None else _venue_rows(session)))
+            rows = source if source is not None else _venue_rows(session)
+            asyncio.run(drive(session, rows, warm=source is None))  # live: warm from history
     except KeyboardInterrupt:
         interrupted = True
     printer.summary(session.finish(), interrupted)

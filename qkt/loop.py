@@ -17,17 +17,23 @@ from typing import Any
 
 from qkt.brokers.base import VenueBroker
 from qkt.feeds.replay import ReplaySource, Row
+from qkt.feeds.warmup import warm_up
 from qkt.session import LiveSession, Summary
 
 
 async def drive(
-    session: LiveSession, rows: ReplaySource | Iterable[Row] | AsyncIterator[Row]
+    session: LiveSession,
+    rows: ReplaySource | Iterable[Row] | AsyncIterator[Row],
+    *,
+    warm: bool = False,
 ) -> Summary:
     """Start the session's venue brokers, feed it ``rows`` and return its summary.
 
     ``rows`` is a replay (paced without blocking the loop), any iterable of rows, or an async
-    iterator such as :meth:`qkt.feeds.venue.VenueQuotes.rows`. A poller that fails stops the
-    session with its error; so does the session's own failure, after the pollers stopped."""
+    iterator such as :meth:`qkt.feeds.venue.VenueQuotes.rows`. With ``warm`` (live rows), the
+    streams are first warmed from their venues' bar history (:mod:`qkt.feeds.warmup`); a replay
+    never is. A poller that fails stops the session with its error; so does the session's own
+    failure, after the pollers stopped."""
     try:
         await session.start()  # inside: a start stopped half-way still closes its connections
         async with asyncio.TaskGroup() as group:
@@ -36,6 +42,8 @@ async def drive(
                 for profile, broker in session.venues.items()
             ]
             try:
+                if warm:
+                    await warm_up(session)
                 async with contextlib.aclosing(_rows(rows)) as source:
                     async for row in source:
                         session.on_row(row)
