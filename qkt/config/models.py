@@ -89,7 +89,9 @@ class Mt5Profile(_Model):
     ready_timeout_ms: Milliseconds = Field(
         30000, description="How long a start waits for the gateway's /health/ready."
     )
-    deviation_points: int = Field(20, ge=0, description="Allowed slippage in points.")
+    deviation_points: int = Field(
+        20, ge=0, le=1000, description="Allowed slippage in points (gateways take 0-1000)."
+    )
     instrument_overrides: dict[str, InstrumentOverride] = Field(
         default_factory=dict, description="Per qkt symbol: min/max volume, volume step, digits."
     )
