@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
+from qkt.brokers.volumes import volume_problems, volume_text
 from qkt.diagnostics import Diagnostic, apply_strict, error, sort_key, warning
-from qkt.routing import Route, volume_problems, volume_text
+from qkt.routing import Route
 
 if TYPE_CHECKING:
     from qkt.brokers.mt5.client import GatewayClient, SymbolInfo
@@ -197,7 +198,7 @@ async def _probe(target: _Target) -> _Answer:
 
 
 async def _ask(client: GatewayClient, target: _Target) -> _Answer:
-    from qkt.brokers.mt5.broker import HEDGING, account_mismatches, trade_mode
+    from qkt.brokers.mt5.checks import HEDGING, account_mismatches, trade_mode
     from qkt.brokers.mt5.client import GatewayError
 
     name, url = target.route.profile, target.route.target

@@ -38,8 +38,15 @@ from decimal import Decimal
 from typing import Any
 
 from qkt.brokers.mt5.book import Stake, TicketBook
+from qkt.brokers.mt5.checks import (
+    GATEWAY_MAX_VOLUME,
+    HEDGING,
+    account_mismatches,
+    stops_problem,
+    to_digits,
+    volume_problem,
+)
 from qkt.brokers.mt5.client import (
-    Account,
     Deal,
     GatewayClient,
     GatewayError,
@@ -51,7 +58,7 @@ from qkt.brokers.mt5.clock import to_utc, wall_date
 from qkt.brokers.mt5.symbols import from_broker_symbol, to_broker_symbol
 from qkt.brokers.notices import Outage
 from qkt.brokers.tags import MAX_CLIENT_ID, TAG_LENGTH, order_tag, run_stamp, session_tag
-from qkt.diagnostics import Diagnostic, error
+from qkt.diagnostics import error
 from qkt.engine.clock import WallClock
 from qkt.engine.events import (
     OrderAccepted,
@@ -64,11 +71,8 @@ from qkt.engine.events import (
 from qkt.engine.orders import bracket_prices
 from qkt.errors import QktError
 
-TRADE_MODES = {0: "demo", 1: "contest", 2: "real"}
 DAY = timedelta(days=1)
-HEDGING = 2  # /account margin_mode of a hedging account (0 is netting)
 ABSENCE_CHECKS = 3  # clean reads in a row before an order of unknown outcome counts as not placed
-GATEWAY_MAX_VOLUME = Decimal(100)  # the gateway's MAX_ORDER_VOLUME unless overrides say otherwise
 EXIT_ENTRIES = (1, 2, 3)  # deal entry OUT, INOUT (a reversal), OUT_BY
 
 
@@ -361,7 +365,7 @@ class MT5Broker:
             return self._reject(
                 request, f"cannot read {symbol} from the gateway: {exc.diagnostics[0].message}"
             )
-        problem = _volume_problem(request.qty, info, self._gateway_max(request, symbol))
+        problem = volume_problem(request.qty, info, self._gateway_max(request, symbol))
         if problem:
             return self._reject(request, f"{symbol}: {problem}")
         request, problem = await self._wire_stops(symbol, request, info)
@@ -411,9 +415,9 @@ class MT5Broker:
             sl = moved[0] if request.stop_rule is not None else sl
             tp = moved[1] if request.take_rule is not None else tp
         wired = replace(
-            request, stop_loss=_to_digits(sl, info.digits), take_profit=_to_digits(tp, info.digits)
+            request, stop_loss=to_digits(sl, info.digits), take_profit=to_digits(tp, info.digits)
         )
-        return wired, _stops_problem(wired, entry, info)
+        return wired, stops_problem(wired, entry, info)
 
     async def _place(
         self, symbol: str, request: OrderRequest, tag: str, qty: Decimal, *, accepted: bool = False
@@ -795,75 +799,6 @@ class MT5Broker:
         )
 
 
-def trade_mode(account: Account) -> str:
-    return TRADE_MODES.get(account.trade_mode, str(account.trade_mode))
-
-
-def account_mismatches(profile: str, url: str, values: Any, account: Account) -> list[Diagnostic]:
-    """The profile's ``expected_*`` fields the gateway's account does not match."""
-    found = []
-    for key, actual in (
-        ("expected_account_login", account.login),
-        ("expected_account_server", account.server),
-        ("expected_trade_mode", trade_mode(account)),
-    ):
-        expected = values.get(key)
-        if expected is not None and str(expected) != str(actual):
-            found.append(
-                error(
-                    "account-mismatch",
-                    f"profile `{profile}`: gateway {url} is logged in with "
-                    f"{key.removeprefix('expected_')} {actual!r}, expected {expected!r}",
-                )
-            )
-    return found
-
-
 def _side(request: OrderRequest) -> int:
     """MT5's position type of the request's side: 0 buy, 1 sell."""
     return 0 if request.side == "buy" else 1
-
-
-def _to_digits(price: Decimal | None, digits: int) -> Decimal | None:
-    return None if price is None else price.quantize(Decimal(1).scaleb(-digits))
-
-
-def _volume_problem(qty: Decimal, info: SymbolInfo, gateway_max: Decimal) -> str | None:
-    if not qty.is_finite() or qty <= 0:
-        return f"volume {qty} is not a positive number"
-    if qty < info.volume_min:
-        return f"volume {qty} is below the minimum {info.volume_min}"
-    if qty > info.volume_max:
-        return f"volume {qty} is above the maximum {info.volume_max}"
-    if qty > gateway_max:
-        return (
-            f"volume {qty} is above the gateway's limit of {gateway_max} lots per order "
-            "(instrument_overrides max_volume raises it where the gateway allows more)"
-        )
-    if info.volume_step > 0 and (qty / info.volume_step) % 1 != 0:
-        return f"volume {qty} is not a multiple of the step {info.volume_step}"
-    return None
-
-
-def _stops_problem(request: OrderRequest, entry: Decimal, info: SymbolInfo) -> str | None:
-    """Why the venue would refuse the order's stops at an expected fill of ``entry``, or None:
-    a buy's stop-loss below and take-profit above it, a sell's the other way round, each at
-    least the symbol's ``trade_stops_level`` points away."""
-    buy = request.side == "buy"
-    fill = f"the expected fill {entry} ({'ask' if buy else 'bid'})"
-    gap = Decimal(info.trade_stops_level) * (info.point or Decimal(1).scaleb(-info.digits))
-    for name, level, below in (
-        ("stop-loss", request.stop_loss, buy),
-        ("take-profit", request.take_profit, not buy),
-    ):
-        if level is None:
-            continue
-        distance = entry - level if below else level - entry
-        if distance <= 0:
-            return f"{name} {level} is not {'below' if below else 'above'} {fill}"
-        if distance < gap:
-            return (
-                f"{name} {level} is closer to {fill} than the symbol's stops level "
-                f"({info.trade_stops_level} points)"
-            )
-    return None
