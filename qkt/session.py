@@ -131,6 +131,7 @@ class LiveSession:
             self.brokers, {r.label: r.profile for r in self.plan.routes}
         )
         self.routes = {r.alias: r for r in self.plan.routes}
+        self._announced_by_venue = {r.label for r in self.plan.routes if r.profile in self.venues}
         self.runtime = Runtime(strategy, self, params)
         # Orders to a venue carry the run in their client id: a restarted session never reuses
         # an id (nor an Idempotency-Key) of an earlier run. Paper runs keep name-000001, so a
@@ -152,6 +153,7 @@ class LiveSession:
         ] = {}
         self.bus.subscribe(OrderFilled, self._on_fill)
         self.bus.subscribe(OrderRejected, self._on_rejected)
+        self.bus.subscribe(OrderRequest, self.on_event)
         self.bus.subscribe(OrderAccepted, self.on_event)
         self.bus.subscribe(OrderUnknown, self.on_event)
         self.bus.subscribe(VenueNotice, self.on_event)
@@ -431,7 +433,10 @@ class LiveSession:
                 self.on_event(LogEvent(self.name, intent.level, intent.message, self.clock.now()))
 
     def _submit(self, request: OrderRequest) -> None:
-        self.on_event(request)
+        # A venue broker says the order itself, as it goes on the wire (its stops placed from the
+        # venue's quote and rounded to the symbol's digits), or as made if it refuses it first.
+        if request.label not in self._announced_by_venue:
+            self.on_event(request)
         self.composite.submit(request)
 
 
