@@ -164,7 +164,7 @@ def run(
             asyncio.run(drive(session, rows, warm=source is None))  # live: warm from history
     except KeyboardInterrupt:
         interrupted = True
-    printer.summary(session.finish(), interrupted)
+    printer.summary(session.finish(), interrupted, strict)
     if interrupted:
         raise typer.Exit(130)
 
@@ -311,7 +311,22 @@ class _Printer:
         elif isinstance(event, OrderAccepted):
             return
 
-    def summary(self, summary: Any, interrupted: bool) -> None:
+    def summary(self, summary: Any, interrupted: bool, strict: Any) -> None:
+        """The open positions (a line each), then the summary line; in JSON, one event."""
+        open_positions = [
+            {
+                "label": p.label,
+                "symbol": p.symbol,
+                "qty": _money(p.qty),
+                "avg_price": _money(p.avg_price),
+            }
+            for p in summary.open_positions
+        ]
+        if not self.as_json:
+            for p in open_positions:
+                short = p["qty"].startswith("-")
+                side, qty = ("short", p["qty"][1:]) if short else ("long", p["qty"])
+                output.echo(f"open      {p['label']}:{p['symbol']} {side} {qty} @ {p['avg_price']}")
         data = {
             "event": "summary",
             "strategy": self.strategy,
@@ -323,11 +338,14 @@ class _Printer:
             "commission": _money(summary.commission),
             "max_drawdown": _money(summary.max_drawdown),
             "final_equity": _money(summary.final_equity),
+            "open_positions": open_positions,
             "interrupted": interrupted,
+            "strict": strict.on,
+            "strict_source": strict.source,
         }
         text = (
             f"summary: {summary.trades} trades, win rate {data['win_rate']}%, {summary.fills} fills, "
             f"realized PnL {data['realized_pnl']}, max drawdown {data['max_drawdown']}, "
             f"final equity {data['final_equity']}" + (" (interrupted)" if interrupted else "")
-        )
+        ) + f"; strict brokers: {'on' if strict.on else 'off'} ({strict.source})"
         self._emit(data, text)

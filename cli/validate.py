@@ -71,10 +71,10 @@ def validate(
         from qkt.config import load_config
 
         config = load_config(globals_of(ctx).config, env=env)
-    except ConfigError as exc:
+        validator = Validator(config, strict_flag=strict_brokers, env=env)  # reads the env's
+    except ConfigError as exc:  # QKT_STRICT_BROKERS: a value that is no boolean is an error
         report = failed_config_report(exc.diagnostics, strict_brokers)
     else:
-        validator = Validator(config, strict_flag=strict_brokers, env=env)
         report = validator.validate(paths)
         if probe:
             _probe(report, validator)
@@ -190,7 +190,7 @@ def _render_file(f: FileReport, indent: str = "") -> None:
 def _summary(report: ValidationReport) -> str:
     errors, warnings = report.counts()
     n = len(report.files)
-    strict = f"strict brokers: {'on' if report.strict.on else 'off'} ({report.strict.source})"
+    strict = f"strict brokers: {report.strict_summary().text}"
     verdict = "ok" if report.ok else "failed"
     return (
         f"{verdict}: {n} file{'s' if n != 1 else ''}, {errors} error{'s' if errors != 1 else ''}, "

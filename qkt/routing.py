@@ -14,7 +14,7 @@ from typing import Any, Literal
 from qkt.brokers.mt5.symbols import to_broker_symbol
 from qkt.brokers.registry import PAPER_LABELS, BrokerRegistry, RegistryEntry
 from qkt.brokers.volumes import volume_problems, volume_text
-from qkt.diagnostics import Diagnostic, apply_strict, did_you_mean, has_errors, warning
+from qkt.diagnostics import Diagnostic, apply_strict, did_you_mean, error, has_errors, warning
 from qkt.dsl import order_actions, static_quantity
 from qkt.dsl.ast import Strategy, Stream
 
@@ -22,8 +22,9 @@ RouteStatus = Literal["ok", "fallback", "error"]
 FALLBACK_PROFILE = "paper"
 GATEWAY_MAX_ORDER_VOLUME = Decimal(100)
 """The largest order an mt5-gateway takes (its ``MAX_ORDER_VOLUME``, 100 lots unless configured)."""
-_TRUTHY = {"1", "true", "yes", "on"}
-_FALSY = {"0", "false", "no", "off", ""}
+_TRUTHY = frozenset({"1", "true", "yes", "on"})
+_FALSY = frozenset({"0", "false", "no", "off"})
+STRICT_ENV = "QKT_STRICT_BROKERS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,25 +95,88 @@ def resolve_strict(
     portfolio_value: bool | None = None,
     portfolio_source: str = "portfolio",
 ) -> StrictMode:
-    """Strictness by precedence: flag > ``$QKT_STRICT_BROKERS`` > portfolio file > config file."""
+    """Strictness by precedence: flag > ``$QKT_STRICT_BROKERS`` > portfolio file > config file.
+
+    An empty (or blank) ``$QKT_STRICT_BROKERS`` is unset. A value that is not a boolean raises
+    ConfigError (``env-bad-strict``), whatever the flag: guessing would one day trade under
+    rules the user did not ask for."""
+    env_value = _strict_env(env)
     if flag is not None:
         return StrictMode(flag, "--strict-brokers" if flag else "--no-strict-brokers")
-    raw = env.get("QKT_STRICT_BROKERS")
-    if raw is not None and raw.strip().lower() in _TRUTHY | _FALSY:
-        return StrictMode(raw.strip().lower() in _TRUTHY, "env:QKT_STRICT_BROKERS")
+    if env_value is not None:
+        return StrictMode(env_value, f"env:{STRICT_ENV}")
     if portfolio_value is not None:
         return StrictMode(portfolio_value, portfolio_source)
     return StrictMode(config_value, config_source)
 
 
+@dataclass(frozen=True, slots=True)
+class StrictSummary:
+    """What decided strictness over several files: ``on`` only when every file was checked
+    strictly; ``source`` and ``text`` name each deciding source (and its files, where files
+    were decided differently, such as a portfolio's ``strict_brokers``)."""
+
+    on: bool
+    source: str
+    text: str
+
+
+def summarize_strict(
+    default: StrictMode, files: Sequence[tuple[str, StrictMode]] = ()
+) -> StrictSummary:
+    """``default`` decided every file not listed otherwise in ``files`` (path, mode)."""
+    groups: dict[StrictMode, list[str]] = {}
+    for path, mode in files:
+        groups.setdefault(mode, []).append(path)
+    if not groups:
+        groups[default] = []
+
+    def word(mode: StrictMode) -> str:
+        return "on" if mode.on else "off"
+
+    if len(groups) == 1:
+        (mode,) = groups
+        return StrictSummary(mode.on, mode.source, f"{word(mode)} ({mode.source})")
+    texts, sources = [], []
+    for mode, paths in groups.items():
+        if mode == default:
+            texts.append(f"{word(mode)} ({mode.source})")
+            sources.append(mode.source)
+        else:
+            texts.append(f"{word(mode)} for {', '.join(paths)} ({mode.source})")
+            sources.append(f"{mode.source} for {', '.join(paths)}")
+    if default in groups:  # the default first: it decided everything not named
+        first = list(groups).index(default)
+        texts.insert(0, texts.pop(first))
+        sources.insert(0, sources.pop(first))
+    return StrictSummary(all(m.on for m in groups), "; ".join(sources), ", ".join(texts))
+
+
+def _strict_env(env: Mapping[str, str]) -> bool | None:
+    """``$QKT_STRICT_BROKERS`` as a boolean; None when unset or empty."""
+    raw = env.get(STRICT_ENV)
+    word = "" if raw is None else raw.strip().lower()
+    if not word:
+        return None
+    if word in _TRUTHY or word in _FALSY:
+        return word in _TRUTHY
+    from qkt.errors import ConfigError
+
+    raise ConfigError(strict_env_diagnostics(env))
+
+
 def strict_env_diagnostics(env: Mapping[str, str]) -> list[Diagnostic]:
-    raw = env.get("QKT_STRICT_BROKERS")
-    if raw is None or raw.strip().lower() in _TRUTHY | _FALSY:
+    """The error of a ``$QKT_STRICT_BROKERS`` that is neither a boolean nor empty."""
+    raw = env.get(STRICT_ENV)
+    word = "" if raw is None else raw.strip().lower()
+    if not word or word in _TRUTHY or word in _FALSY:
         return []
+    shown = raw if raw is None or len(raw) <= 40 else raw[:37] + "..."
     return [
-        warning(
+        error(
             "env-bad-strict",
-            f"QKT_STRICT_BROKERS={raw!r} is not a boolean (use 1/0, true/false); ignored",
+            f"{STRICT_ENV}={shown!r} is not a boolean "
+            "(1/0, true/false, yes/no, on/off; empty means unset)",
         )
     ]
 

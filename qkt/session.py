@@ -54,6 +54,16 @@ class SessionRefused(QktError):
     """The plan has errors (strict mode) or a broker cannot be built: nothing started."""
 
 
+@dataclass(frozen=True, slots=True)
+class OpenPosition:
+    """A position still open when the session finished: ``qty`` is signed (negative short)."""
+
+    label: str
+    symbol: str
+    qty: Decimal
+    avg_price: Decimal
+
+
 @dataclass
 class Summary:
     trades: int = 0
@@ -64,6 +74,7 @@ class Summary:
     commission: Decimal = ZERO
     max_drawdown: Decimal = ZERO
     final_equity: Decimal = ZERO
+    open_positions: list[OpenPosition] = field(default_factory=list)
 
     @property
     def win_rate(self) -> Decimal:
@@ -394,6 +405,12 @@ class LiveSession:
         self.summary.commission = state.commission
         self.summary.max_drawdown = state.max_drawdown
         self.summary.final_equity = self._account_value("equity")
+        labels = {s.label.lower(): s.label for s in self.strategy.streams}
+        self.summary.open_positions = [
+            OpenPosition(labels.get(p.label, p.label.upper()), p.symbol, p.qty, p.avg_price)
+            for p in sorted(self.positions.all(), key=lambda p: (p.label, p.symbol))
+            if p.qty
+        ]
         return self.summary
 
     def run(self, rows: Iterable[Row]) -> Summary:

@@ -18,11 +18,13 @@ from qkt.routing import (
     Route,
     RoutePlan,
     StrictMode,
+    StrictSummary,
     check_shared_accounts,
     order_sizes,
     plan_routes,
     resolve_strict,
     strict_env_diagnostics,
+    summarize_strict,
 )
 
 if TYPE_CHECKING:
@@ -44,6 +46,7 @@ class FileReport:
     name: str | None = None
     as_name: str | None = None
     strict: bool = False
+    strict_source: str | None = None  # what decided ``strict`` when not the run's own mode
     routes: list[Route] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     children: list[FileReport] = field(default_factory=list)
@@ -98,12 +101,22 @@ class ValidationReport:
             sum(d.severity == "warning" for d in diags),
         )
 
+    def strict_summary(self) -> StrictSummary:
+        """What decided strictness: the run's mode, or a portfolio's ``strict_brokers``."""
+        files = [
+            (f.path, StrictMode(f.strict, f.strict_source) if f.strict_source else self.strict)
+            for f in self.files
+        ]
+        return summarize_strict(self.strict, files)
+
     def to_json(self) -> dict[str, Any]:
         errors, warnings = self.counts()
+        strict = self.strict_summary()
         return {
             "schema": SCHEMA,
             "ok": self.ok,
-            "strict": self.strict.on,
+            "strict": strict.on,
+            "strict_source": strict.source,
             "config": self.config_path,
             "summary": {"files": len(self.files), "errors": errors, "warnings": warnings},
             "files": [f.to_json() for f in self.files],
@@ -226,7 +239,7 @@ class Validator:
             portfolio.strict_brokers,
             f"portfolio:{path}",
         )
-        report.strict = strict.on
+        report.strict, report.strict_source = strict.on, strict.source
         names: dict[str, PortfolioEntry] = {}
         for entry in portfolio.entries:
             child = self._child(entry, strict.on)
