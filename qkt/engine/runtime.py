@@ -91,6 +91,9 @@ class Runtime:
         self._indicators: dict[Any, Any] = {}
         self._let_fns: dict[str, Fn] = {}
         self._declared_warmup = {s.alias: s.warmup for s in strategy.streams}
+        # WARMUP N BARS holds the stream's rules until N of its bars have closed (history from
+        # the venue counts): alias -> bars still to close. Empty once every stream is warm.
+        self._holding = {alias: n for alias, n in self._declared_warmup.items() if n}
         self._lookback: dict[str, int] = {}  # alias -> longest indicator chain on it (bars)
         self.rules = [self._rule(rule) for rule in strategy.rules]
         self._by_stream: dict[str, list[Rule]] = {alias: [] for alias in self.streams}
@@ -104,6 +107,10 @@ class Runtime:
         state.bar = bar
         for update in state.updaters:
             update(bar)
+        if self._holding:
+            held = self._count(alias)
+            if held:
+                return self._held(alias, held)
         fired: list[Intent] = []
         for rule in self._by_stream[alias]:
             now = rule.condition()
@@ -123,8 +130,36 @@ class Runtime:
         state.bar = bar
         for update in state.updaters:
             update(bar)
+        if self._holding:
+            self._count(alias)
         for rule in self._by_stream[alias]:
             rule.previous = rule.condition()
+
+    def _count(self, alias: str) -> frozenset[str]:
+        """Count a closed bar of ``alias`` towards its WARMUP; returns the streams whose warm-up
+        had not ended before this bar (this bar is the last one held when it ends it)."""
+        held = frozenset(self._holding)
+        left = self._holding.get(alias)
+        if left is not None:
+            if left > 1:
+                self._holding[alias] = left - 1
+            else:
+                del self._holding[alias]
+        return held
+
+    def _held(self, alias: str, held: frozenset[str]) -> list[Intent]:
+        """Rules on a stream still warming up see the bar as history: their conditions are
+        evaluated (edges and crosses remembered) but nothing acts."""
+        fired: list[Intent] = []
+        for rule in self._by_stream[alias]:
+            now = rule.condition()
+            if now and not rule.previous and not (rule.streams & held):
+                for action in rule.actions:
+                    intent = action()
+                    if intent is not None:
+                        fired.append(intent)
+            rule.previous = now
+        return fired
 
     def warmup_bars(self, alias: str) -> int:
         """Bars of history ``alias`` needs before live bars count: its ``WARMUP N BARS``, else the
