@@ -64,8 +64,14 @@ def run(
         ),
     ] = None,
     speed: Annotated[
-        str, typer.Option("--speed", help="max, realtime, or a multiplier of real time such as 10.")
-    ] = "max",
+        str | None,
+        typer.Option(
+            "--speed",
+            help="max, realtime, or a multiplier of real time such as 10 (default: "
+            "market_data.replay.speed when replaying the config's file, else max).",
+            show_default=False,
+        ),
+    ] = None,
     strict_brokers: Annotated[
         bool | None,
         typer.Option(
@@ -117,10 +123,13 @@ def run(
     if not parsed.ok or parsed.strategy is None:
         raise StrategyError([d for d in parsed.diagnostics if d.severity == "error"])
     source_path = replay
+    pace: str | float = "max" if speed is None else _speed(speed)
     if source_path is None:
         market = config.market_data
         if market.source == "replay" and market.replay is not None:
             source_path = Path(market.replay.path)
+            if speed is None:  # the config's replay at the config's speed
+                pace = market.replay.speed
     live = source_path is None
     if live and config.market_data.source != "venue":
         raise typer.BadParameter(
@@ -149,7 +158,7 @@ def run(
     output.print_diagnostics(session.warnings, err=True)
     printer.routes(session, paper)
     interrupted = False
-    source = ReplaySource(source_path, _speed(speed)) if source_path is not None else None
+    source = ReplaySource(source_path, pace) if source_path is not None else None
     if source is None and not session.needs_loop:
         raise typer.BadParameter(
             "no stream routes to a venue with quotes (MT5): pass --replay CSV",
