@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from qkt.dsl import ast
-from qkt.dsl.static import constant_value, walk
+from qkt.dsl.static import constant_value, names_in, walk
 from qkt.engine import indicators as ind
 from qkt.engine.events import Bar
 from qkt.engine.intents import (
@@ -69,6 +69,36 @@ def _canon(expr: ast.Expr, aliases: Mapping[str, Any]) -> Any:
     return ("other", id(expr))
 
 
+class _LetSlot:
+    """One LET's value for the current bar: computed on first use, then shared."""
+
+    __slots__ = ("body", "deps", "stamp", "value")
+
+    def __init__(self, body: Fn) -> None:
+        self.body = body
+        self.deps: list[_LetSlot] = []
+        self.stamp = -1
+        self.value: Value = None
+
+    def refresh(self, now: int) -> Value:
+        """Compute this LET for bar ``now``, the LETs it reads first, deepest first: a chain of
+        any length is evaluated without recursion, each LET once."""
+        stack = [self]
+        while stack:
+            slot = stack[-1]
+            if slot.stamp == now:
+                stack.pop()
+                continue
+            stale = [d for d in slot.deps if d.stamp != now]
+            if stale:
+                stack.extend(stale)
+                continue
+            slot.value = slot.body()
+            slot.stamp = now
+            stack.pop()
+        return self.value
+
+
 class Runtime:
     """One strategy's evaluation state. ``on_bar`` feeds a closed bar and returns fired intents."""
 
@@ -90,6 +120,21 @@ class Runtime:
         }
         self._indicators: dict[Any, Any] = {}
         self._let_fns: dict[str, Fn] = {}
+        self._let_slots: dict[str, _LetSlot] = {}
+        self._let_streams: dict[str, list[str]] = {}
+        self._let_history: dict[str, int] = {}
+        self._compiling: set[str] = set()
+        # Every closed bar (live or history) starts a new evaluation: each LET is computed at
+        # most once per bar, however many rules, indicators and other LETs use it.
+        self._clock = [0]
+        if self.lets:
+            clock = self._clock
+
+            def tick(_bar: Bar) -> None:
+                clock[0] += 1
+
+            for state in self.streams.values():
+                state.updaters.append(tick)
         self._declared_warmup = {s.alias: s.warmup for s in strategy.streams}
         # WARMUP N BARS holds the stream's rules until N of its bars have closed (history from
         # the venue counts): alias -> bars still to close. Empty once every stream is warm.
@@ -169,7 +214,8 @@ class Runtime:
         return declared if declared is not None else self._lookback.get(alias, 0)
 
     # ------------------------------------------------------------ compiling
-    def _streams_of(self, expr: ast.Expr, seen: frozenset[str] = frozenset()) -> list[str]:
+    def _streams_of(self, expr: ast.Expr) -> list[str]:
+        """The streams ``expr`` reads, through LETs (each LET's streams are computed once)."""
         found: list[str] = []
         for node in walk(expr):
             alias = None
@@ -178,8 +224,9 @@ class Runtime:
             elif isinstance(node, ast.Name):
                 if node.name in self.streams:
                     alias = node.name
-                elif node.name in self.lets and node.name not in seen:
-                    found += self._streams_of(self.lets[node.name], seen | {node.name})
+                elif self._is_let(node.name):
+                    self._let(node.name)
+                    found += self._let_streams.get(node.name, ())
             if alias is not None and alias in self.streams:
                 found.append(alias)
         return list(dict.fromkeys(found))
@@ -311,11 +358,66 @@ class Runtime:
             value = self.params[name]
             constant: Value = float(value) if isinstance(value, Decimal) else value
             return lambda: constant
-        if name not in self._let_fns:
-            self._let_fns[name] = lambda: None  # a cycle (rejected by the checker) stays null
-            self._let_fns[name] = self.compile(self.lets[name])
-        fn = self._let_fns[name]
-        return lambda: fn()
+        return self._let(name)
+
+    # ------------------------------------------------------------ LETs
+    def _let(self, name: str) -> Fn:
+        """A LET's shared value: compiled once, evaluated at most once per bar.
+
+        Its dependencies are compiled first, deepest first and without recursion, so a chain of
+        any length compiles; a LET in a cycle (refused by the checker) stays null.
+        """
+        fn = self._let_fns.get(name)
+        if fn is not None:
+            return fn
+        if name in self._compiling:
+            return lambda: None
+        order = self._let_order(name)
+        self._compiling.update(order)
+        for let in order:
+            self._let_fns[let] = self._let_slot(let)
+        return self._let_fns[name]
+
+    def _is_let(self, name: str) -> bool:
+        """Whether ``name`` means a LET (stream aliases and PARAMs are looked up first)."""
+        return name in self.lets and name not in self.streams and name not in self.params
+
+    def _let_deps(self, name: str) -> list[str]:
+        return [n for n in dict.fromkeys(names_in(self.lets[name])) if self._is_let(n)]
+
+    def _let_order(self, root: str) -> list[str]:
+        """``root`` and the LETs it needs that are not compiled yet, dependencies first."""
+        order: list[str] = []
+        entered = {root}
+        stack = [(root, iter(self._let_deps(root)))]
+        while stack:
+            name, deps = stack[-1]
+            for dep in deps:
+                if dep not in entered and dep not in self._let_fns:
+                    entered.add(dep)
+                    stack.append((dep, iter(self._let_deps(dep))))
+                    break
+            else:
+                stack.pop()
+                order.append(name)
+        return order
+
+    def _let_slot(self, name: str) -> Fn:
+        expr = self.lets[name]
+        slot = _LetSlot(self.compile(expr))
+        # The LETs compiled before this one that it reads (those in a cycle read as null).
+        slot.deps = [self._let_slots[d] for d in self._let_deps(name) if d in self._let_slots]
+        self._let_slots[name] = slot
+        self._let_streams[name] = self._streams_of(expr)
+        self._let_history[name] = self._history(expr)
+        clock = self._clock
+
+        def let_value() -> Value:
+            if slot.stamp == clock[0]:
+                return slot.value
+            return slot.refresh(clock[0])
+
+        return let_value
 
     def _binary(self, expr: ast.Binary) -> Fn:
         left, right = self.compile(expr.left), self.compile(expr.right)
@@ -381,27 +483,28 @@ class Runtime:
             raise ValueError("indicator periods must be constants")
         return float(value)
 
-    def _history(self, expr: ast.Expr, seen: frozenset[str] = frozenset()) -> int:
-        """The longest indicator chain in ``expr`` (through LETs), in bars."""
+    def _history(self, expr: ast.Expr) -> int:
+        """The longest indicator chain in ``expr`` (through LETs, each computed once), in bars."""
         longest = 0
         for node in walk(expr):
             if isinstance(node, ast.Call):
-                longest = max(longest, self._chain(node, seen))
-            elif isinstance(node, ast.Name) and node.name in self.lets and node.name not in seen:
-                longest = max(longest, self._history(self.lets[node.name], seen | {node.name}))
+                longest = max(longest, self._chain(node))
+            elif isinstance(node, ast.Name) and self._is_let(node.name):
+                self._let(node.name)
+                longest = max(longest, self._let_history.get(node.name, 0))
         return longest
 
-    def _chain(self, expr: ast.Call, seen: frozenset[str]) -> int:
+    def _chain(self, expr: ast.Call) -> int:
         """Bars an indicator call needs: its period plus what its input needs."""
         name = expr.name.lower()
         periods = [int(self._constant(a)) for a in expr.args[1:]]
         if name == "atr":
             return periods[0]
         own = periods[1] + periods[2] if name.startswith("macd") else periods[0]
-        return own + self._history(expr.args[0], seen)
+        return own + self._history(expr.args[0])
 
     def _needs(self, aliases: list[str], expr: ast.Call) -> None:
-        bars = self._chain(expr, frozenset())
+        bars = self._chain(expr)
         for alias in aliases:
             if alias in self.streams and bars > self._lookback.get(alias, 0):
                 self._lookback[alias] = bars
