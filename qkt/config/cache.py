@@ -11,6 +11,10 @@ Secrets are never written: a secret is stored as the *name* of the variable it c
 from the environment again, and a variable used only as a whole secret (``api_key: ${KEY}``) is
 keyed by whether it is set, never by its value. A configuration holding a secret written in the
 file itself (or given by a flag) is not cached. ``QKT_NO_CACHE=1`` turns the cache off.
+
+At most :data:`MAX_ENTRIES` configurations are kept: writing one more removes the least recently
+used (a hit sets its entry's access time; the modification time stays when it was written). A
+hit whose ``market_data`` replay file no longer exists is a miss, so the loader reports it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import asdict
 from decimal import Decimal
@@ -39,6 +44,10 @@ _SOURCES = (
     _HERE.parent / "yamlsrc.py",
     _HERE.parent / "diagnostics.py",
 )
+
+
+MAX_ENTRIES = 32
+"""Configurations kept in the cache directory (one per config file path)."""
 
 
 class _Uncacheable(Exception):
@@ -65,7 +74,8 @@ def cache_key(text: str, display: str | None) -> str:
     return digest.hexdigest()
 
 
-def _slot(directory: Path, path: Path | None) -> Path:
+def slot_of(directory: Path, path: Path | None) -> Path:
+    """The cache file of the configuration at ``path`` (None: no file, built-ins and env)."""
     where = str(path.resolve()) if path is not None else "<no file>"
     return directory / f"config-{hashlib.sha256(where.encode()).hexdigest()[:32]}.json"
 
@@ -157,7 +167,7 @@ def lookup(
     """The cached configuration for ``key`` if the variables it read are unchanged."""
     if directory is None:
         return None
-    slot = _slot(directory, path)
+    slot = slot_of(directory, path)
     try:
         stat = slot.stat()
         if stat.st_uid != os.getuid() or stat.st_mode & 0o077:
@@ -168,7 +178,12 @@ def lookup(
         usage = {var: mode for var, (mode, _) in entry["fingerprint"]["vars"].items()}
         if _fingerprint(usage, env) != entry["fingerprint"]:
             return None
-        return _decode(entry["config"], env)
+        config = _decode(entry["config"], env)
+        market = config.market_data_values
+        if market.get("source") == "replay" and not Path(market["replay"]["path"]).is_file():
+            return None  # gone since: resolving again reports it where it is written
+        os.utime(slot, ns=(time.time_ns(), stat.st_mtime_ns))  # used: atime, mtime kept
+        return config
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -196,6 +211,30 @@ def store(
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".config-", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(entry, fh, separators=(",", ":"))
-        Path(tmp).replace(_slot(directory, path))
+        Path(tmp).replace(slot_of(directory, path))
     except OSError:
         return
+    _evict(directory)
+
+
+def _evict(directory: Path) -> None:
+    """Remove the least recently used entries beyond :data:`MAX_ENTRIES` (and temporary files
+    a killed writer left behind)."""
+    entries: list[tuple[int, str, Path]] = []
+    try:
+        for item in directory.iterdir():
+            name = item.name
+            if name.startswith("config-") and name.endswith(".json"):
+                entries.append((item.stat().st_atime_ns, name, item))  # last used
+            elif name.startswith(".config-") and name.endswith(".tmp"):  # a killed writer's
+                stale = item.stat().st_mtime < time.time() - 3600
+                if stale:
+                    item.unlink(missing_ok=True)
+    except OSError:
+        return
+    entries.sort()
+    for _, _, item in entries[: max(0, len(entries) - MAX_ENTRIES)]:
+        try:
+            item.unlink(missing_ok=True)
+        except OSError:
+            continue

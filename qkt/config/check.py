@@ -3,11 +3,14 @@
 An error is reported once, where the value was written: a field a profile inherits is checked by
 the profile that set it, and a required field missing from a profile whose parent is broken is the
 parent's problem. Cross-profile checks: duplicate ``magic`` on one gateway, ``quotes_from``.
+Top-level checks beyond the model: a ``market_data`` replay source names a file that exists.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -15,7 +18,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from qkt.config.builtins import complete
 from qkt.config.layers import Layer, Reporter, Where
 from qkt.config.messages import Problem, problems
-from qkt.config.models import PROFILE_MODELS, ConfigFile, ProfileModel
+from qkt.config.models import PROFILE_MODELS, ConfigFile, ProfileModel, gateway_key
 from qkt.config.resolved import ResolvedProfile, Secret
 from qkt.diagnostics import did_you_mean
 
@@ -33,6 +36,33 @@ def check_top(data: dict[str, Any], report: Reporter) -> ConfigFile:
         return ConfigFile.model_validate({k: v for k, v in data.items() if k not in wrong})
     except ValidationError:
         return ConfigFile()
+
+
+def check_market_data(
+    data: dict[str, Any], top: ConfigFile, path_of: Callable[[str], Path], report: Reporter
+) -> None:
+    """``source: replay`` needs ``replay.path`` naming a file that exists (``path_of`` resolves
+    it as the loader does: ``~`` is $HOME, relative to the config file)."""
+    market = top.market_data
+    given = data.get("market_data")
+    if market.source != "replay" or not isinstance(given, dict) or given.get("source") is None:
+        return
+    if market.replay is None:
+        report.fail(
+            "replay-not-found",
+            "market_data.source is replay but no replay file is given",
+            ("market_data", "source"),
+            hint="add `replay: {path: bars.csv}` beside it",
+        )
+        return
+    path = path_of(market.replay.path)
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "does not exist"
+        report.fail(
+            "replay-not-found",
+            f"market_data.replay.path {path} {what}",
+            ("market_data", "replay", "path"),
+        )
 
 
 def _validate(layer: Layer) -> tuple[ProfileModel | None, list[Problem]]:
@@ -102,7 +132,7 @@ def cross_check(
     for name, model in models.items():
         layer = layers[name]
         if model.type == "mt5":
-            other = seen.setdefault((model.gateway_url, model.magic), name)
+            other = seen.setdefault((gateway_key(model.gateway_url), model.magic), name)
             if other != name:
                 report.fail(
                     "duplicate-magic",

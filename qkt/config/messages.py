@@ -17,6 +17,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, SecretStr
 
 from qkt.config.builtins import SECRET_FIELDS
+from qkt.config.models import without_credentials
 from qkt.diagnostics import did_you_mean
 
 _NAMES: dict[object, str] = {
@@ -160,7 +161,11 @@ def problems(errors: list[Any], model: type[BaseModel]) -> list[Problem]:
             problem = Problem("missing-field", path, f"`{'.'.join(path)}` is required")
         else:
             secret = bool(SECRET_FIELDS & set(path))
-            got = "" if secret else f", got {shown(err.get('input'))}"
+            given = err.get("input")
+            if path and path[-1] in _URL_FIELDS and isinstance(given, str):
+                given = without_credentials(given)  # user:password@ is never shown
+            whole = kind == "value_error" and isinstance(given, dict)  # a check across keys
+            got = "" if secret or whole else f", got {shown(given)}"
             if kind == "value_error":
                 reason = str(err["ctx"]["error"]) if "ctx" in err else str(err["msg"])
             else:

@@ -13,7 +13,15 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from qkt.config.timezones import NY_CLOSE, server_zone
@@ -21,13 +29,42 @@ from qkt.config.timezones import NY_CLOSE, server_zone
 
 def _check_url(value: str) -> str:
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL with a host")
+    if "@" in parts.netloc:
+        # Credentials in a URL end up in logs and messages: they belong in `api_key`. The
+        # message quotes the URL through without_credentials (qkt.config.messages).
+        raise ValueError(
+            "must not carry credentials (user:password@): give them as `api_key` "
+            "(a ${VAR} keeps them out of the file)"
+        )
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as exc:
         raise ValueError("must be an http:// or https:// URL with a valid port") from exc
     return value.rstrip("/")
+
+
+def without_credentials(url: str) -> str:
+    """``url`` with whatever stands before ``@`` in its authority shown as ``***``."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"***@{host}").geturl()
+
+
+def gateway_key(url: str) -> str:
+    """A gateway URL as duplicate checks compare it: scheme and host case-insensitive, the
+    default port explicit, no trailing slash (``HTTP://LOCALHOST:5001`` = ``http://localhost:5001``)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}{parts.path.rstrip('/')}"
 
 
 def _not_bool(value: object) -> object:
@@ -64,6 +101,13 @@ class InstrumentOverride(_Model):
     max_volume: Decimal | None = Field(None, gt=0, description="Largest order size (lots).")
     volume_step: Decimal | None = Field(None, gt=0, description="Order sizes are multiples of it.")
     digits: int | None = Field(None, ge=0, description="Price decimals.")
+
+    @model_validator(mode="after")
+    def _limits_in_order(self) -> InstrumentOverride:
+        low, high = self.min_volume, self.max_volume
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"min_volume {low} is above max_volume {high}")
+        return self
 
 
 class Mt5Profile(_Model):

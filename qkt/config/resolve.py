@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from qkt.config.builtins import BUILTIN_PROFILES, PROFILE_TYPES, SECRET_FIELDS
-from qkt.config.check import check_profiles, check_top, cross_check, to_resolved
+from qkt.config.check import (
+    check_market_data,
+    check_profiles,
+    check_top,
+    cross_check,
+    to_resolved,
+)
 from qkt.config.envvars import ENV_PREFIX, PROFILE_NAME, apply_env, apply_flags
 from qkt.config.expand import expand_tree, single_reference, variable_usage
 from qkt.config.layers import Layer, Reporter
@@ -81,6 +87,7 @@ class Resolver:
             )
         brokers = data.pop("brokers", None)
         top = check_top(data, self.report)
+        check_market_data(data, top, self.path, self.report)
         layers, failed = self.layers({} if brokers is None else brokers)
         env_read = apply_env(layers, failed, self.env, self.report)
         apply_flags(layers, self.overrides, self.report)

@@ -237,6 +237,7 @@ def test_flags_win_over_everything(tmp_path: Path) -> None:
 
 
 def test_top_level_settings(load: Loader, tmp_path: Path) -> None:
+    (tmp_path / "bars.csv").write_text("time,open,high,low,close\n")
     config = load(
         "strict_brokers: true\nstate_dir: ~/qkt-state\nmarket_data:\n  source: replay\n"
         "  replay: {path: bars.csv, speed: 10}\npaper:\n  starting_balance: 2500\n"
@@ -261,7 +262,8 @@ def test_top_level_settings(load: Loader, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("speed", ["max", "realtime", 0.5])
-def test_replay_speeds(load: Loader, speed: object) -> None:
+def test_replay_speeds(load: Loader, speed: object, tmp_path: Path) -> None:
+    (tmp_path / "x.csv").write_text("time,open,high,low,close\n")
     config = load(f"market_data:\n  source: replay\n  replay: {{path: x.csv, speed: {speed}}}\n")
     assert config.market_data.replay is not None and config.market_data.replay.speed == speed
 

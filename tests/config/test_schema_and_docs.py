@@ -85,8 +85,11 @@ INVALID = [
 
 
 @pytest.mark.parametrize("text", VALID)
-def test_schema_accepts_what_the_loader_accepts(validator: Any, load: Loader, text: str) -> None:
+def test_schema_accepts_what_the_loader_accepts(
+    validator: Any, load: Loader, text: str, tmp_path: Path
+) -> None:
     validator.validate(yaml.safe_load(text))
+    (tmp_path / "x.csv").write_text("time,open,high,low,close\n")  # a replay source must exist
     load(text, LAB_MAGIC="4")
 
 
