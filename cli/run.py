@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -93,7 +94,8 @@ def run(
         bool,
         typer.Option(
             "--json",
-            help="One JSON object per line: order, fill, rejected, unknown, log, venue, summary.",
+            help="One JSON object per line: order, fill, rejected, unknown, recovered, log, "
+            "venue, summary.",
         ),
     ] = False,
 ) -> None:
@@ -103,8 +105,10 @@ def run(
     gateways, `--paper` fills every stream on paper instead. Without --replay (and with
     market_data.source: venue) the streams are priced by the venues they route to, after a
     warm-up on their bar history (WARMUP N BARS, or the longest indicator period). A paper replay
-    always prints the same output. Ctrl-C waits for orders in flight, then stops with the summary
-    (exit code 130).
+    always prints the same output. A position the venue already holds for this strategy (a
+    restart) is announced as `recovered` and is the strategy's from the start. Ctrl-C waits for
+    orders in flight, then stops with the summary, open positions included (exit code 130);
+    SIGTERM does the same (exit code 143).
     """
     import asyncio
 
@@ -164,6 +168,8 @@ def run(
             "no stream routes to a venue with quotes (MT5): pass --replay CSV",
             param_hint="--replay",
         )
+    terminated: list[int] = []
+    previous = _sigterm_as_ctrl_c(terminated)
     try:
         if source is not None and not session.needs_loop:
             for row in source:
@@ -173,9 +179,49 @@ def run(
             asyncio.run(drive(session, rows, warm=source is None))  # live: warm from history
     except KeyboardInterrupt:
         interrupted = True
-    printer.summary(session.finish(), interrupted, strict)
+    try:
+        _sigterm_noted(terminated)  # the summary is printed whole, whatever arrives now
+        printer.summary(session.finish(), interrupted, strict)
+    finally:
+        _restore_sigterm(previous)
     if interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(143 if terminated else 130)
+
+
+def _sigterm_as_ctrl_c(terminated: list[int]) -> Any:
+    """SIGTERM (``kill``, ``docker stop``, systemd) stops the run exactly as Ctrl-C does: it is
+    handed to whatever handles SIGINT now (asyncio's runner cancels the session's task, which
+    waits for orders in flight and closes its connections; without a loop, KeyboardInterrupt).
+    Returns the handler it replaced (None when signals cannot be handled here)."""
+    import signal
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        terminated.append(signum)
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread
+        return None
+
+
+def _sigterm_noted(terminated: list[int]) -> None:
+    import signal
+
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGTERM, lambda signum, frame: terminated.append(signum))
+
+
+def _restore_sigterm(previous: Any) -> None:
+    import signal
+
+    if previous is not None:
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _venue_rows(session: Any) -> Any:
@@ -214,6 +260,7 @@ class _Printer:
             sys.stdout.write(json.dumps(data) + "\n")
         else:
             sys.stdout.write(text + "\n")
+        sys.stdout.flush()  # a pipe (`| jq`) sees each event as it happens
 
     def routes(self, session: Any, paper: bool) -> None:
         for route in session.plan.routes:
@@ -238,6 +285,7 @@ class _Printer:
             OrderRejected,
             OrderRequest,
             OrderUnknown,
+            PositionRecovered,
             VenueNotice,
         )
 
@@ -317,6 +365,24 @@ class _Printer:
                 "message": event.message,
             }
             self._emit(data, f"{data['time']}  {event.level:9} {event.broker}: {event.message}")
+        elif isinstance(event, PositionRecovered):
+            route = self.route_of.get(event.label.lower(), event.broker)
+            data = {
+                "event": "recovered",
+                "time": _iso(event.time),
+                "strategy": self.strategy,
+                "label": event.label,
+                "symbol": event.symbol,
+                "side": event.side,
+                "qty": _money(event.qty),
+                "price": _money(event.price),
+                "route": route,
+            }
+            self._emit(
+                data,
+                f"{data['time']}  recovered {event.side.upper():4} {data['qty']} "
+                f"{event.label}:{event.symbol} @ {data['price']} <- {route}",
+            )
         elif isinstance(event, OrderAccepted):
             return
 

@@ -37,6 +37,7 @@ from qkt.engine.events import (
     OrderRejected,
     OrderRequest,
     OrderUnknown,
+    PositionRecovered,
     Tick,
     VenueNotice,
 )
@@ -224,8 +225,8 @@ class LiveSession:
         if refusals:
             await self.aclose()
             raise SessionRefused(refusals)
-        for _, broker in venues:
-            self._adopt(broker.recovered)
+        for profile, broker in venues:
+            self._adopt(profile, broker.recovered)
         self._started = True
 
     async def settle(self) -> None:
@@ -242,14 +243,25 @@ class LiveSession:
         if failure is not None:
             raise failure
 
-    def _adopt(self, recovered: Iterable[Any]) -> None:
+    def _adopt(self, profile: str, recovered: Iterable[Any]) -> None:
         """Positions a venue already holds for this session (the broker kept only those whose
-        comment's tag names this session)."""
+        comment's tag names this session), each announced as it becomes the session's."""
         for position in recovered:
             book = self.positions.get(position.label, position.symbol)
             book.apply(position.side, position.qty, position.price)
             if book.qty:
                 self._open.add((position.label.lower(), position.symbol))
+            self.on_event(
+                PositionRecovered(
+                    profile,
+                    position.label,
+                    position.symbol,
+                    position.side,
+                    position.qty,
+                    position.price,
+                    self.clock.now(),
+                )
+            )
 
     # ------------------------------------------------------------ what rules read
     def position(self, alias: str, pfield: str | None) -> float | None:

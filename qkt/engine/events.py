@@ -105,6 +105,20 @@ class OrderFilled:
 
 
 @dataclass(frozen=True, slots=True)
+class PositionRecovered:
+    """An open position of this session a venue already held when the session started (a
+    restart): it is the session's position from then on."""
+
+    broker: str
+    label: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class LogEvent:
     strategy: str
     level: str
