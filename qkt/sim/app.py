@@ -38,7 +38,10 @@ trade_stops_level, visible, price, digits, contract_size) and ``POST /_sim/fault
   ``drop_after_order``: the next order is placed and answers 502 ``unknown_outcome``;
   ``in_progress_next``: the next order is placed (and its answer stored) but answers 409
   ``idempotency_in_progress``, as if a request with the same key were still running;
-* ``empty_positions_next``: the next ``/get_positions`` answers ``[]`` whatever is open.
+* ``empty_positions_next``: the next ``/get_positions`` answers ``[]`` whatever is open;
+* ``place_after_ms``: the terminal places the next order only after that long, whether or not
+  the client still waits; ``answer_after_ms``: the next order is placed at once and its answer
+  comes that long after (a huge value: never, for a client's timeout).
 """
 
 from __future__ import annotations
@@ -98,6 +101,11 @@ class Faults:
     empty_positions_next: bool = False
     kill_switch: bool = False
     not_ready_ms: int = 0  # set: the terminal is disconnected for that long from now
+    # The next order: the terminal places it only after this long (a client that gave up waiting
+    # does not stop it), or places it at once and the answer comes this long after (a huge value:
+    # the answer never comes).
+    place_after_ms: int = 0
+    answer_after_ms: int = 0
 
 
 @dataclass
@@ -553,7 +561,13 @@ class Gateway:
             return self.fail(
                 request, 409, "requote", "Requote", {"retcode": RETCODE_REQUOTE}, retryable=True
             )
+        place_after, faults.place_after_ms = faults.place_after_ms, 0
+        answer_after, faults.answer_after_ms = faults.answer_after_ms, 0
+        if place_after:
+            await asyncio.sleep(place_after / 1000)
         retcode, result = self.state.send(spec)
+        if answer_after:
+            await asyncio.sleep(answer_after / 1000)
         if retcode not in (RETCODE_DONE, RETCODE_PLACED):
             return self.invalid(request, str(result["comment"]), retcode)
         placed = retcode == RETCODE_PLACED

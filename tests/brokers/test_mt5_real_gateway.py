@@ -5,6 +5,7 @@ them, /reconcile, and waiting for readiness."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -308,3 +309,39 @@ async def test_a_restarted_session_recovers_its_own_positions_only(
     quote(sim, str(position_sl - Decimal("0.0001")), str(position_sl))
     assert await again.poll() == 1  # the recovered position's stop reaches the session
     assert fills(events)[-1][1:] == ("sell", Decimal("0.2"), "stop_loss")
+
+
+async def test_an_order_the_gateway_places_after_the_client_gave_up_is_found_not_resent(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    """The terminal works on after a timeout: absence right after it proves nothing. The order
+    is looked for until the gateway must have finished, then found; nothing is sent twice."""
+    b, events = await broker(sim, tmp_path)
+    b.client = GatewayClient(sim.url, timeout_ms=300, backoff_s=0.001)
+    b.unknown_window_s = 2 * 0.3  # what an http_timeout_ms of 300 gives
+    faults(sim, place_after_ms=700)  # placed 0.7 s after it arrived; the client waits 0.3 s
+    await send(b, order("buy", "0.1", "s-000001"))
+    assert kinds(events)[-1] == "OrderUnknown"  # not "not placed"
+    await send(b, order("buy", "0.1", "s-000002"))
+    assert "unknown outcome" in events[-1].reason  # the symbol is blocked meanwhile
+    for _ in range(50):  # the poller keeps looking, as a session's does
+        await asyncio.sleep(0.1)
+        await b.poll()
+        if fills(events):
+            break
+    assert fills(events) == [("s-000001", "buy", Decimal("0.1"), "market")]
+    assert [r["idempotency_key"] for r in sim.state.received] == ["s-000001"]
+    (position,) = sim.state.positions.values()
+    assert position.volume == Decimal("0.1")
+
+
+async def test_an_answer_that_never_comes_is_settled_at_the_venue(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    b, events = await broker(sim, tmp_path)
+    b.client = GatewayClient(sim.url, timeout_ms=300, backoff_s=0.001)
+    b.unknown_window_s = 0.6
+    faults(sim, answer_after_ms=1500)  # placed at once; the answer comes long after the timeout
+    await send(b, order("buy", "0.1", "s-000001"))
+    assert fills(events) == [("s-000001", "buy", Decimal("0.1"), "market")]  # found by its deal
+    assert len(sim.state.received) == 1

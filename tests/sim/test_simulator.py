@@ -3,6 +3,7 @@ SL/TP exits found by the poller, rejections, and every fault switch."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,7 +19,13 @@ from qkt.brokers.tags import order_tag
 from qkt.config import load_config
 from qkt.engine.bus import EventBus
 from qkt.engine.clock import SimulatedClock
-from qkt.engine.events import OrderAccepted, OrderFilled, OrderRejected, OrderRequest
+from qkt.engine.events import (
+    OrderAccepted,
+    OrderFilled,
+    OrderRejected,
+    OrderRequest,
+    OrderUnknown,
+)
 from qkt.engine.prices import PriceTracker
 from qkt.sim import SimServer, SimState
 from tests.conftest import send
@@ -41,7 +48,7 @@ async def broker(
     )
     profile = load_config(cfg, env={"QKT_NO_CACHE": "1"}, cwd=tmp_path).profiles["exness"]
     bus, events = EventBus(), []
-    for kind in (OrderAccepted, OrderFilled, OrderRejected):
+    for kind in (OrderAccepted, OrderFilled, OrderRejected, OrderUnknown):
         bus.subscribe(kind, events.append)
     client = GatewayClient(sim.url, timeout_ms=timeout_ms, backoff_s=0.001)
     b = MT5Broker(profile, bus, SimulatedClock(T0), PriceTracker(), client, label="EXNESS")
@@ -164,7 +171,14 @@ async def test_a_timeout_after_sending_is_unknown_and_resolved(
     b, events = await broker(sim, tmp_path, timeout_ms=300)
     await send(b, buy())
     faults(sim, timeout_next=True)
+    b.unknown_window_s = 0.5
     await send(b, buy(cid="s-000002"))  # the request hangs and is dropped: nothing was placed
+    # No answer: the gateway may still be placing it, so absence proves nothing for a while.
+    assert isinstance(events[-1], OrderUnknown) and events[-1].client_id == "s-000002"
+    await send(b, buy(cid="s-000003"))
+    assert isinstance(events[-1], OrderRejected) and "unknown outcome" in events[-1].reason
+    await asyncio.sleep(0.5)
+    await b.poll()  # past the window, three clean reads settle it
     assert isinstance(events[-1], OrderRejected)
     assert events[-1].client_id == "s-000002" and "not placed" in events[-1].reason
     (position,) = await b.client.positions(10001)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -86,6 +87,9 @@ class _Unresolved:
     broker_symbol: str
     tag: str
     closing: _Closing | None = None  # hedging: a close by ticket of unknown outcome
+    # Monotonic time before which absence proves nothing: the gateway got the order and gave
+    # no answer, so it may still be placing it (the terminal works on after a client gives up).
+    settle_after: float = 0.0
 
 
 @dataclass
@@ -162,6 +166,7 @@ class MT5Broker:
         self._our_deals: set[int] = set()  # deals our own orders made: never a venue exit
         self._reconcile_served: bool | None = None  # None: not asked yet
         self.absence_backoff_s = 0.2  # between the reads that confirm "not placed"
+        self.unknown_window_s = 2 * int(values.get("http_timeout_ms") or 5000) / 1000
         self._positions_outage = Outage(bus, clock, self.name, f"positions of magic {self.magic}")
 
     @property
@@ -439,7 +444,9 @@ class MT5Broker:
         if outcome.status == "rejected":
             return self._reject(request, outcome.message or "rejected by the venue")
         if outcome.status == "unknown":
-            self._unresolved[symbol] = _Unresolved(request, symbol, tag)
+            self._unresolved[symbol] = _Unresolved(
+                request, symbol, tag, settle_after=self._settle_after(outcome.answered)
+            )
             return await self._settle_or_block(symbol, request, outcome.message)
         done = OrderAccepted(request.client_id, self.name, self.clock.now())
         if not accepted:
@@ -483,7 +490,9 @@ class MT5Broker:
                 )
             if outcome.status == "unknown":
                 closing = _Closing(stake, stake.venue_volume, take)
-                self._unresolved[symbol] = _Unresolved(request, symbol, tag, closing)
+                self._unresolved[symbol] = _Unresolved(
+                    request, symbol, tag, closing, self._settle_after(outcome.answered)
+                )
                 return await self._settle_or_block(symbol, request, outcome.message)
             if not announced:
                 self.bus.publish(OrderAccepted(request.client_id, self.name, self.clock.now()))
@@ -496,6 +505,11 @@ class MT5Broker:
             rest = replace(request, qty=remaining)
             return await self._place(symbol, rest, tag, remaining, accepted=announced)
         return OrderAccepted(request.client_id, self.name, self.clock.now())
+
+    def _settle_after(self, answered: bool) -> float:
+        """Until when an order the gateway took without answering may still be placed: twice
+        the request timeout after now (nothing, when the gateway answered)."""
+        return 0.0 if answered else time.monotonic() + self.unknown_window_s
 
     async def _settle_or_block(
         self, symbol: str, request: OrderRequest, message: str
@@ -556,6 +570,8 @@ class MT5Broker:
                 return False
             if found is not None:
                 break
+        if found is None and time.monotonic() < pending.settle_after:
+            return False  # the gateway may still be working on it: ask again later
         del self._unresolved[broker_symbol]
         request = pending.request
         if found is None:
@@ -625,6 +641,8 @@ class MT5Broker:
             if exit_deal is None:
                 return False  # gone from the list but no deal yet: not proof either way
             break
+        if exit_deal is None and time.monotonic() < pending.settle_after:
+            return False  # the gateway may still be working on it: ask again later
         del self._unresolved[symbol]
         if exit_deal is None:
             self._reject(

@@ -139,6 +139,9 @@ class Outcome(_Wire):
     status: Literal["done", "rejected", "unknown"]
     result: TradeResult = Field(default_factory=TradeResult)
     message: str = ""
+    # False when no answer came back (a timeout after sending, a request still in progress): the
+    # gateway may still be placing the order, so "not placed" must wait for it to have finished.
+    answered: bool = True
 
 
 def _unwrap(payload: Any) -> Any:
@@ -435,7 +438,11 @@ def write_failure(exc: httpx.HTTPError) -> Outcome:
     after the request left (read timeout, dropped connection) leaves the outcome unknown."""
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
         return Outcome(status="rejected", message=f"gateway unreachable, nothing sent ({exc})")
-    return Outcome(status="unknown", message=f"no answer after sending ({type(exc).__name__})")
+    return Outcome(
+        status="unknown",
+        message=f"no answer after sending ({type(exc).__name__})",
+        answered=False,
+    )
 
 
 def write_outcome(response: httpx.Response) -> Outcome:
@@ -464,7 +471,12 @@ def write_outcome(response: httpx.Response) -> Outcome:
     kind = str(body.get("error_type") or "")
     status = response.status_code
     if status == 409 and (kind.startswith("idempotency") or "idempotency" in text.lower()):
-        return Outcome(status="unknown", result=result, message=f"HTTP 409 {kind}: {text}")
+        return Outcome(
+            status="unknown",
+            result=result,
+            message=f"HTTP 409 {kind}: {text}",
+            answered="progress" not in kind and "progress" not in text.lower(),
+        )
     if status == 423:
         return Outcome(
             status="rejected",
