@@ -7,6 +7,7 @@ earlier error and silences follow-on errors about the same expression.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 
 from qkt.diagnostics import Diagnostic, did_you_mean, error
@@ -14,15 +15,23 @@ from qkt.dsl import ast
 from qkt.dsl.indicators import INDICATORS
 from qkt.dsl.kinds import KINDS, WORDS
 from qkt.dsl.lets import let_order
-from qkt.dsl.static import constant_value, start_of
+from qkt.dsl.static import ParamValue, Undefined, fold, render, start_of
+from qkt.limits import MAX_NOTIONAL, MAX_PERCENT, MAX_PRICE, MAX_QUANTITY, amount, shown
 
 Kind = str | None
 _PARAM_KINDS = {"number": "num", "bool": "bool", "string": "str"}
 
 
 class Checker:
+    """``params`` overrides PARAM defaults by name (values already bound to the PARAMs' types):
+    every check that uses a value known before the run then judges the overridden one."""
+
     def __init__(
-        self, strategy: ast.Strategy, path: str | None, broken: frozenset[str] = frozenset()
+        self,
+        strategy: ast.Strategy,
+        path: str | None,
+        broken: frozenset[str] = frozenset(),
+        params: Mapping[str, ParamValue] | None = None,
     ) -> None:
         self.s = strategy
         self.path = path
@@ -37,7 +46,9 @@ class Checker:
         self.lets: dict[str, ast.Let] = {}
         for let in strategy.lets:
             self.lets.setdefault(let.name, let)
-        self.values: dict[str, Decimal | bool | str] = {n: p.value for n, p in self.params.items()}
+        self.values: dict[str, ParamValue] = {n: p.value for n, p in self.params.items()}
+        if params:
+            self.values.update((n, v) for n, v in params.items() if n in self.params)
         self.let_exprs = {name: let.expr for name, let in self.lets.items()}
         self.let_kinds: dict[str, Kind] = {}
         self.let_streams: dict[str, frozenset[str]] = {}
@@ -129,16 +140,37 @@ class Checker:
         sizing = action.sizing
         if sizing is not None:
             value = self.number(sizing.value, "SIZING")
-            if value is not None and value <= 0:
-                self.err(
-                    "bad-size",
-                    f"SIZING must be positive, got {value}",
-                    *start_of(sizing.value),
-                )
+            if value is not None:
+                self.check_size(sizing, value)
         if action.bracket is not None:
             for leg in (action.bracket.stop_loss, action.bracket.take_profit):
                 if leg is not None:
                     self.check_leg(leg)
+
+    def check_size(self, sizing: ast.Sizing, value: Decimal) -> None:
+        where = start_of(sizing.value)
+        if value <= 0:
+            self.err("bad-size", f"SIZING must be positive, got {shown(value)}", *where)
+        elif sizing.kind == "qty" and value > MAX_QUANTITY:
+            self.err(
+                "bad-size",
+                f"SIZING {shown(value)} is above the largest order size, {amount(MAX_QUANTITY)}",
+                *where,
+            )
+        elif sizing.kind == "usd" and value > MAX_NOTIONAL:
+            self.err(
+                "bad-size",
+                f"SIZING {shown(value)} USD is above the largest notional, "
+                f"{amount(MAX_NOTIONAL)} USD",
+                *where,
+            )
+        elif sizing.kind in ("pct_equity", "pct_balance") and value > MAX_PERCENT:
+            base = "EQUITY" if sizing.kind == "pct_equity" else "BALANCE"
+            self.err(
+                "bad-size",
+                f"SIZING {shown(value)} PCT OF {base} is above {amount(MAX_PERCENT)} percent",
+                *where,
+            )
 
     def check_leg(self, leg: ast.Leg) -> None:
         name = "STOP_LOSS" if leg.kind == "stop_loss" else "TAKE_PROFIT"
@@ -147,15 +179,29 @@ class Checker:
             return
         where = start_of(leg.value)
         if leg.mode == "by_pct":
-            if value <= 0 or (leg.kind == "stop_loss" and value >= 100):
-                rule = "above 0 and below 100" if leg.kind == "stop_loss" else "above 0"
-                what = "a stop-loss" if leg.kind == "stop_loss" else "a take-profit"
-                self.err(
-                    "bad-percent", f"{name} BY {value} PCT: {what} percent must be {rule}", *where
+            stop = leg.kind == "stop_loss"
+            if value <= 0 or (value >= 100 if stop else value > MAX_PERCENT):
+                rule = (
+                    "above 0 and below 100"
+                    if stop
+                    else f"above 0 and at most {amount(MAX_PERCENT)}"
                 )
-        elif value <= 0:
-            what = "distance" if leg.mode == "by" else "price"
-            self.err("bad-price", f"{name} {what} must be positive, got {value}", *where)
+                what = "a stop-loss" if stop else "a take-profit"
+                self.err(
+                    "bad-percent",
+                    f"{name} BY {shown(value)} PCT: {what} percent must be {rule}",
+                    *where,
+                )
+            return
+        what = "distance" if leg.mode == "by" else "price"
+        if value <= 0:
+            self.err("bad-price", f"{name} {what} must be positive, got {shown(value)}", *where)
+        elif value > MAX_PRICE:
+            self.err(
+                "bad-price",
+                f"{name} {what} {shown(value)} is above the largest price, {amount(MAX_PRICE)}",
+                *where,
+            )
 
     def number(self, e: ast.Expr, where: str) -> Decimal | None:
         """Check ``e`` is a number; its value when known before the run."""
@@ -165,7 +211,15 @@ class Checker:
         if kind != "num":
             self.err("type-mismatch", f"{where} needs a number, got {WORDS[kind]}", *start_of(e))
             return None
-        return constant_value(e, self.values, self.let_exprs)
+        value = fold(e, self.values, self.let_exprs)
+        if isinstance(value, Undefined):
+            self.err(
+                "undefined-value",
+                f"{where} has no value: `{render(value.node)}` {value.reason}",
+                *start_of(value.node),
+            )
+            return None
+        return value
 
     def check_alias(self, alias: str, line: int, column: int) -> bool:
         if alias in self.aliases:

@@ -21,7 +21,7 @@ RULES
 WHEN e > 1 THEN BUY e SIZING lots * 2; SELL e SIZING 0.3; BUY e SIZING 1 PCT OF EQUITY; LOG "x"
 WHEN f > 1 THEN SELL f SIZING e.close; BUY f; CLOSE e; BUY f SIZING (lots + 0.1) / 2
 WHEN e < 1 THEN BUY e SIZING double; SELL e SIZING live; BUY e SIZING 500 USD
-WHEN e < 2 THEN BUY e SIZING lots / (lots - lots); SELL f SIZING 2 PCT OF BALANCE
+WHEN e < 2 THEN BUY e SIZING lots / (e.close - e.close); SELL f SIZING 2 PCT OF BALANCE
 """
 
 
@@ -61,7 +61,7 @@ def test_static_quantities() -> None:
         Decimal("0.4"),  # a constant LET
         None,  # a LET that depends on a stream
         None,  # USD
-        None,  # division by zero is not a quantity
+        None,  # a division by a stream value is not a quantity
         None,  # PCT OF BALANCE
     ]
 
