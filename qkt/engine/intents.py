@@ -34,7 +34,10 @@ class StreamState:
 
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
-    """A fired BUY/SELL with every expression already evaluated."""
+    """A fired BUY/SELL with every expression already evaluated.
+
+    ``problem`` says why the order cannot be made whole (a declared bracket leg or the size has no
+    value now: an indicator not ready, a division by zero): the order manager refuses it."""
 
     alias: str
     side: str
@@ -43,6 +46,7 @@ class OrderIntent:
     stop_loss: tuple[str, Decimal] | None
     take_profit: tuple[str, Decimal] | None
     line: int
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

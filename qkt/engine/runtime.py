@@ -18,6 +18,7 @@ from qkt.dsl import ast
 from qkt.dsl.static import constant_value, names_in, walk
 from qkt.engine import indicators as ind
 from qkt.engine.events import Bar
+from qkt.engine.explain import Explainer
 from qkt.engine.intents import (
     CloseIntent,
     Intent,
@@ -263,19 +264,28 @@ class Runtime:
         return lambda: intent
 
     def _order(self, action: ast.OrderAction) -> Callable[[], Intent | None]:
+        """An order is made whole or not at all: when its size or a declared bracket leg has no
+        finite value as it fires, the intent carries why, and the order manager refuses it."""
         sizing_kind = action.sizing.kind if action.sizing else "qty"
         size = self._number(action.sizing.value) if action.sizing else (lambda: Decimal(1))
-        legs: list[tuple[str, str, Callable[[], Decimal | None]]] = []
+        legs: list[tuple[str, str, Callable[[], Decimal | None], ast.Expr]] = []
         if action.bracket is not None:
             for leg in (action.bracket.stop_loss, action.bracket.take_profit):
                 if leg is not None:
-                    legs.append((leg.kind, leg.mode, self._number(leg.value)))
+                    legs.append((leg.kind, leg.mode, self._number(leg.value), leg.value))
+        explain = Explainer(self.compile, self.lets, self.streams).why
 
         def fire() -> Intent | None:
             value = size()
+            problem = None
+            if (value is None or not value.is_finite()) and action.sizing is not None:
+                problem = f"SIZING has no value ({explain(action.sizing.value)})"
             stop = take = None
-            for kind, mode, fn in legs:
+            for kind, mode, fn, expr in legs:
                 leg_value = fn()
+                if problem is None and (leg_value is None or not leg_value.is_finite()):
+                    name = "STOP_LOSS" if kind == "stop_loss" else "TAKE_PROFIT"
+                    problem = f"{name} has no value ({explain(expr)})"
                 if leg_value is None:
                     continue
                 if kind == "stop_loss":
@@ -283,7 +293,7 @@ class Runtime:
                 else:
                     take = (mode, leg_value)
             return OrderIntent(
-                action.alias, action.side, sizing_kind, value, stop, take, action.line
+                action.alias, action.side, sizing_kind, value, stop, take, action.line, problem
             )
 
         return fire
