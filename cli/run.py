@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sys
 from decimal import Decimal
@@ -21,32 +22,33 @@ def register(app: typer.Typer) -> None:
 
 
 def _speed(value: str) -> str | float:
+    """``--speed``: max, realtime or a positive finite multiplier (nan, inf, 0 are refused)."""
     if value in ("max", "realtime"):
         return value
     try:
         factor = float(value)
     except ValueError:
-        raise typer.BadParameter("use max, realtime or a positive multiplier such as 10") from None
-    if factor <= 0:
-        raise typer.BadParameter("the multiplier must be positive")
+        factor = math.nan
+    if not (math.isfinite(factor) and factor > 0):
+        raise typer.BadParameter(
+            f"{value!r} is not max, realtime or a positive finite multiplier such as 10",
+            param_hint="'--speed'",
+        )
     return factor
 
 
-def _params(values: list[str]) -> dict[str, Decimal | bool | str]:
-    parsed: dict[str, Decimal | bool | str] = {}
+def _params(values: list[str]) -> list[Any]:
+    """``--param NAME=VALUE`` items as overrides; a malformed one is a command-line error. Their
+    checks against the strategy are :func:`qkt.params.apply_params`, as for a portfolio."""
+    from qkt.params import cli_override
+
+    overrides = []
     for item in values:
-        name, sep, raw = item.partition("=")
-        if not sep or not name:
+        override = cli_override(item)
+        if override is None:
             raise typer.BadParameter(f"{item!r}: use NAME=VALUE", param_hint="--param")
-        lowered = raw.strip().lower()
-        if lowered in ("true", "false"):
-            parsed[name] = lowered == "true"
-            continue
-        try:
-            parsed[name] = Decimal(raw)
-        except ArithmeticError:
-            parsed[name] = raw
-    return parsed
+        overrides.append(override)
+    return overrides
 
 
 def run(
@@ -118,14 +120,19 @@ def run(
     from qkt.errors import StrategyError
     from qkt.feeds.replay import ReplaySource
     from qkt.loop import drive
+    from qkt.params import apply_params
     from qkt.routing import resolve_strict
     from qkt.session import LiveSession
 
+    overrides = _params(param or [])
     env = dict(os.environ)
     config = load_config(globals_of(ctx).config, env=env)
     parsed = parse_strategy_file(file)
     if not parsed.ok or parsed.strategy is None:
         raise StrategyError([d for d in parsed.diagnostics if d.severity == "error"])
+    params, problems = apply_params(parsed.strategy, overrides, path=str(file))
+    if problems:
+        raise StrategyError(problems)
     source_path = replay
     pace: str | float = "max" if speed is None else _speed(speed)
     if source_path is None:
@@ -135,6 +142,10 @@ def run(
             if speed is None:  # the config's replay at the config's speed
                 pace = market.replay.speed
     live = source_path is None
+    source = ReplaySource(source_path, pace) if source_path is not None else None
+    if source is not None:  # the whole file is judged before anything starts
+        symbols = [stream.symbol for stream in parsed.strategy.streams]
+        output.print_diagnostics(source.check(symbols).raise_for_errors(), err=True)
     if live and config.market_data.source != "venue":
         raise typer.BadParameter(
             f"market_data.source is {config.market_data.source}: pass --replay CSV "
@@ -152,7 +163,7 @@ def run(
         parsed.strategy,
         BrokerRegistry.from_config(config),
         strict=strict.on,
-        params=_params(param or []),
+        params=params,
         path=str(file),
         starting_balance=balance,
         paper_only=paper,
@@ -162,7 +173,6 @@ def run(
     output.print_diagnostics(session.warnings, err=True)
     printer.routes(session, paper)
     interrupted = False
-    source = ReplaySource(source_path, pace) if source_path is not None else None
     if source is None and not session.needs_loop:
         raise typer.BadParameter(
             "no stream routes to a venue with quotes (MT5): pass --replay CSV",

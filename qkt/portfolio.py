@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from qkt.yamlsrc import KeyPath, YamlDoc, read_yaml
 
 if TYPE_CHECKING:
     from qkt.dsl.ast import Strategy
+    from qkt.params import Override
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
 TOP_KEYS = ("name", "strict_brokers", "allow_shared_symbols", "strategies")
@@ -214,61 +215,24 @@ def default_as_name(strategy_name: str) -> str:
     return strategy_name.lower()
 
 
-def _coerce(value: Any, kind: str) -> ParamValue | None:
-    """``value`` as a PARAM of ``kind``, or None when the types differ (bool is not a number)."""
-    if kind == "bool":
-        return value if isinstance(value, bool) else None
-    if kind == "string":
-        return value if isinstance(value, str) else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
+def entry_overrides(entry: PortfolioEntry) -> list[Override]:
+    """An entry's ``params:`` as overrides, each positioned at its YAML line."""
+    from qkt.params import Override
 
-
-_KIND_WORDS = {"number": "a number", "bool": "true/false", "string": "a string"}
+    out = []
+    for name, raw in entry.params.items():
+        line, column = entry.param_positions.get(name, (entry.line, entry.column))
+        origin = f"{entry.source}:{line}" if line is not None else entry.source
+        out.append(Override(str(name), raw, origin, entry.source, line, column))
+    return out
 
 
 def bind_params(
     strategy: Strategy, entry: PortfolioEntry
 ) -> tuple[dict[str, ParamValue], list[Diagnostic]]:
-    """Apply an entry's PARAM overrides: unknown names and wrong types are errors at their line."""
-    declared = {p.name: p for p in strategy.params}
-    values: dict[str, ParamValue] = {p.name: p.value for p in strategy.params}
-    diags: list[Diagnostic] = []
-    for name, raw in entry.params.items():
-        line, column = entry.param_positions.get(name, (entry.line, entry.column))
-        where = {"path": entry.source, "line": line, "column": column}
-        param = declared.get(name)
-        if param is None:
-            known = ", ".join(f"`{p}`" for p in declared) or "none"
-            diags.append(
-                error(
-                    "unknown-param",
-                    f"`{strategy.name}` has no PARAM `{name}` (declared: {known})",
-                    hint=did_you_mean(str(name), list(declared)),
-                    **where,
-                )
-            )
-            continue
-        value = _coerce(raw, param.kind)
-        if value is None:
-            diags.append(
-                error(
-                    "param-type",
-                    f"PARAM `{name}` of `{strategy.name}` is {_KIND_WORDS[param.kind]} "
-                    f"(default {_show(param.value)}), got {raw!r}",
-                    **where,
-                )
-            )
-            continue
-        values[name] = value
-    return values, diags
+    """Apply an entry's PARAM overrides with :func:`qkt.params.apply_params`, the checks every
+    override gets (``qkt run --param`` and ``qkt deploy`` too): unknown names and wrong types are
+    errors at their YAML line, and what the values break in the strategy at its use there."""
+    from qkt.params import apply_params
 
-
-def _show(value: ParamValue) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value) if isinstance(value, Decimal) else repr(value)
+    return apply_params(strategy, entry_overrides(entry), path=str(entry.path))
