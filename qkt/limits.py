@@ -11,6 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 MAX_QUANTITY = Decimal(1_000_000_000)  # units of the venue (lots, coins) in one order
+MIN_QUANTITY = Decimal("0.00000001")  # the finest step sizes from notionals are rounded to
 MAX_PRICE = Decimal(1_000_000_000_000)  # an entry, a bracket level or a bracket distance
 MAX_NOTIONAL = Decimal(1_000_000_000_000)  # SIZING n USD
 MAX_PERCENT = Decimal(10_000)  # SIZING n PCT OF EQUITY|BALANCE, TAKE_PROFIT BY n PCT
@@ -22,6 +23,8 @@ def shown(value: Decimal) -> str:
     for numbers longer than 20 characters (``1e+400``). NaN and infinities by their names."""
     if not value.is_finite():
         return str(value)
+    if not value.is_zero() and not -_SHORT <= value.adjusted() <= _SHORT:
+        return format(value, ".6g")  # never the billion digits of 1e999999999 written out
     text = format(value, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")

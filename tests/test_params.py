@@ -120,6 +120,18 @@ def test_a_value_of_the_wrong_type_is_an_error(item: str, code: str, message: st
             LOTS_AT,
             "SIZING 1e+400 is above the largest order size, 1,000,000,000",
         ),
+        (  # written out, this number would take a gigabyte
+            "lots=1e999999999",
+            "bad-size",
+            LOTS_AT,
+            "SIZING 1e+999999999 is above the largest order size, 1,000,000,000",
+        ),
+        (
+            "lots=1e-999999999",
+            "bad-size",
+            LOTS_AT,
+            "SIZING 1e-999999999 is below the smallest order size, 0.00000001",
+        ),
     ],
 )
 def test_the_strategy_is_checked_again_with_the_overrides(

@@ -16,7 +16,15 @@ from qkt.dsl.indicators import INDICATORS
 from qkt.dsl.kinds import KINDS, WORDS
 from qkt.dsl.lets import let_order
 from qkt.dsl.static import ParamValue, Undefined, fold, render, start_of
-from qkt.limits import MAX_NOTIONAL, MAX_PERCENT, MAX_PRICE, MAX_QUANTITY, amount, shown
+from qkt.limits import (
+    MAX_NOTIONAL,
+    MAX_PERCENT,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    MIN_QUANTITY,
+    amount,
+    shown,
+)
 
 Kind = str | None
 _PARAM_KINDS = {"number": "num", "bool": "bool", "string": "str"}
@@ -151,6 +159,12 @@ class Checker:
         where = start_of(sizing.value)
         if value <= 0:
             self.err("bad-size", f"SIZING must be positive, got {shown(value)}", *where)
+        elif sizing.kind == "qty" and value < MIN_QUANTITY:
+            self.err(
+                "bad-size",
+                f"SIZING {shown(value)} is below the smallest order size, {shown(MIN_QUANTITY)}",
+                *where,
+            )
         elif sizing.kind == "qty" and value > MAX_QUANTITY:
             self.err(
                 "bad-size",

@@ -21,11 +21,19 @@ from qkt.engine.events import OrderRequest
 from qkt.engine.intents import CloseIntent, OrderIntent, StreamState
 from qkt.engine.positions import PositionBook
 from qkt.engine.prices import PriceTracker
-from qkt.limits import MAX_NOTIONAL, MAX_PERCENT, MAX_PRICE, MAX_QUANTITY, amount, shown
+from qkt.limits import (
+    MAX_NOTIONAL,
+    MAX_PERCENT,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    MIN_QUANTITY,
+    amount,
+    shown,
+)
 
 __all__ = ["MAX_PRICE", "MAX_QUANTITY", "OrderManager", "bracket_prices", "bracket_problem"]
 
-QTY_STEP = Decimal("0.00000001")
+QTY_STEP = MIN_QUANTITY
 HUNDRED = Decimal(100)
 NOT_SENT = ": order not sent"
 _BASES = {"pct_equity": "EQUITY", "pct_balance": "BALANCE"}
@@ -121,6 +129,11 @@ class OrderManager:
                 return f"order size {shown(value)} is not a finite number"
             if value <= 0:
                 return f"order size is not positive (qty {shown(value)})"
+            if value < MIN_QUANTITY:
+                return (
+                    f"order size {shown(value)} is below the smallest order size, "
+                    f"{shown(MIN_QUANTITY)}"
+                )
             return _bounded(value)
         written = f"SIZING {shown(value)} " + (
             "USD" if kind == "usd" else f"PCT OF {_BASES.get(kind, 'EQUITY')}"

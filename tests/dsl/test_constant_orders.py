@@ -53,6 +53,12 @@ def diagnostics(action: str) -> list[tuple[str, int, int, str]]:
             "SIZING 1.00000e+400 is above the largest order size, 1,000,000,000",
         ),
         (
+            "BUY eur SIZING 0.000000001",
+            "bad-size",
+            "0.000000001",
+            "SIZING 0.000000001 is below the smallest order size, 0.00000001",
+        ),
+        (
             "BUY eur SIZING 20000 PCT OF EQUITY",
             "bad-size",
             "20000",
@@ -93,7 +99,7 @@ def test_constant_orders_that_cannot_be_sent_are_errors(
 
 def test_sane_constant_orders_pass() -> None:
     action = (
-        "BUY eur SIZING 1000000000 BRACKET { STOP_LOSS BY 99.9 PCT, TAKE_PROFIT BY 10000 PCT }; "
+        "BUY eur SIZING 0.00000001; BUY eur SIZING 1000000000 BRACKET { STOP_LOSS BY 99.9 PCT, TAKE_PROFIT BY 10000 PCT }; "
         "SELL eur SIZING 10000 PCT OF BALANCE BRACKET STOP_LOSS AT 1000000000000; "
         "BUY eur SIZING 1000000000000 USD"
     )

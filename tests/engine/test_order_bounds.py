@@ -47,6 +47,7 @@ def test_an_unusable_price_is_a_reason(price: float, kind: str) -> None:
         ("qty", "Infinity", "order size Infinity is not a finite number"),
         ("qty", "-1", "order size is not positive (qty -1)"),
         ("qty", "2000000000", "order size 2000000000 is above the largest order size"),
+        ("qty", "0.000000001", "order size 0.000000001 is below the smallest order size"),
         ("usd", "sNaN", "SIZING sNaN USD is not a finite number"),
         ("pct_equity", "Infinity", "SIZING Infinity PCT OF EQUITY is not a finite number"),
         # A notional in dollars at a price of a thousandth of a cent: far too many units.
