@@ -147,10 +147,15 @@ def check_params(
     if not found:
         return []
     origins = {o.name: o.origin for o in overrides}
-    lines = _lines_using(strategy, changed)
+    uses = _uses(strategy, changed)
     out = []
     for d in found:
-        names = [n for n in sorted(changed) if d.line in lines.get(n, ())] or sorted(changed)
+        # The override used where the diagnostic points, else those used on its line, else all.
+        names = (
+            [n for n in sorted(changed) if (d.line, d.column) in uses.get(n, ())]
+            or [n for n in sorted(changed) if any(d.line == u[0] for u in uses.get(n, ()))]
+            or sorted(changed)
+        )
         said = "; ".join(
             f"`{n}` is {_show(values[n])} here, from {origins.get(n, 'an override')}" for n in names
         )
@@ -166,8 +171,8 @@ def _same(a: ParamValue, b: ParamValue) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _lines_using(strategy: ast.Strategy, names: set[str]) -> dict[str, set[int]]:
-    """The lines where each of ``names`` is used (in LETs, conditions, sizes and legs)."""
+def _uses(strategy: ast.Strategy, names: set[str]) -> dict[str, set[tuple[int, int]]]:
+    """Where each of ``names`` is used (in LETs, conditions, sizes and legs): line, column."""
     exprs: list[ast.Expr] = [let.expr for let in strategy.lets]
     for rule in strategy.rules:
         exprs.append(rule.condition)
@@ -179,11 +184,11 @@ def _lines_using(strategy: ast.Strategy, names: set[str]) -> dict[str, set[int]]
                 for leg in (bracket.stop_loss, bracket.take_profit) if bracket else ():
                     if leg is not None:
                         exprs.append(leg.value)
-    found: dict[str, set[int]] = {}
+    found: dict[str, set[tuple[int, int]]] = {}
     for expr in exprs:
         for node in walk(expr):
             if isinstance(node, ast.Name) and node.name in names:
-                found.setdefault(node.name, set()).add(node.line)
+                found.setdefault(node.name, set()).add((node.line, node.column))
     return found
 
 
