@@ -99,7 +99,8 @@ def test_constant_orders_that_cannot_be_sent_are_errors(
 
 def test_sane_constant_orders_pass() -> None:
     action = (
-        "BUY eur SIZING 0.00000001; BUY eur SIZING 1000000000 BRACKET { STOP_LOSS BY 99.9 PCT, TAKE_PROFIT BY 10000 PCT }; "
+        "BUY eur SIZING 0.00000001; "
+        "BUY eur SIZING 1000000000 BRACKET { STOP_LOSS BY 99.9 PCT, TAKE_PROFIT BY 10000 PCT }; "
         "SELL eur SIZING 10000 PCT OF BALANCE BRACKET STOP_LOSS AT 1000000000000; "
         "BUY eur SIZING 1000000000000 USD"
     )
