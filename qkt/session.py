@@ -43,7 +43,7 @@ from qkt.engine.events import (
 )
 from qkt.engine.intents import CloseIntent, Intent, LogIntent, OrderIntent
 from qkt.engine.orders import OrderManager
-from qkt.engine.positions import ZERO, PositionBook
+from qkt.engine.positions import ONE, ZERO, PositionBook
 from qkt.engine.prices import PriceTracker
 from qkt.engine.runtime import Runtime
 from qkt.errors import QktError
@@ -248,7 +248,8 @@ class LiveSession:
         comment's tag names this session), each announced as it becomes the session's."""
         for position in recovered:
             book = self.positions.get(position.label, position.symbol)
-            book.apply(position.side, position.qty, position.price)
+            size = getattr(position, "contract_size", ONE)
+            book.apply(position.side, position.qty, position.price, size)
             if book.qty:
                 self._open.add((position.label.lower(), position.symbol))
             self.on_event(
@@ -260,6 +261,7 @@ class LiveSession:
                     position.qty,
                     position.price,
                     self.clock.now(),
+                    size,
                 )
             )
 
@@ -302,7 +304,7 @@ class LiveSession:
     def _on_fill(self, fill: OrderFilled) -> None:
         position = self.positions.get(fill.label, fill.symbol)
         before = position.qty
-        realized = position.apply(fill.side, fill.qty, fill.price)
+        realized = position.apply(fill.side, fill.qty, fill.price, fill.contract_size)
         state = self.ledger
         state.realized += realized
         state.commission += fill.commission

@@ -105,6 +105,9 @@ async def test_start_adopts_only_the_positions_this_session_opened(
             position(3, "by hand", "0.7"),
         ]
     )
+    httpserver.expect_request("/symbol_info/EURUSDm").respond_with_json(
+        {"digits": 5, "trade_contract_size": 100000}
+    )
     await session.start()
     assert session.positions.get("EXNESS", "EURUSD").qty == Decimal("0.3")
     await session.aclose()

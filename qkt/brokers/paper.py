@@ -1,7 +1,10 @@
 """The paper broker: market orders fill at the current price, bracket legs wait for later prices.
 
 Fills use the ask for buys and the bid for sells when the data has quotes, else the last price;
-``slippage_bps`` moves the fill against the order and ``commission_bps`` is charged on the notional.
+``slippage_bps`` moves the fill against the order and ``commission_bps`` is charged on the notional
+(price x quantity x contract size). ``contract_sizes`` (per symbol, default 1) say what one unit of
+quantity is worth per unit of price, as a venue's contract size does: with ``EURUSD: 100000`` a
+quantity of 0.1 is 0.1 lot, and a move of 0.0010 is 10 of the account's money.
 A position's stop-loss and take-profit are held here and close the whole position when a later bar
 (its low/high) or tick (bid/ask) reaches them — the stop first when one bar reaches both, the
 conservative reading. Filling one leg cancels the other.
@@ -9,6 +12,7 @@ conservative reading. Filling one leg cancels the other.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -19,6 +23,7 @@ from qkt.engine.prices import PriceTracker, to_decimal
 
 BPS = Decimal(10000)
 ZERO = Decimal(0)
+ONE = Decimal(1)
 
 
 @dataclass
@@ -41,8 +46,10 @@ class PaperBroker:
         slippage_bps: Decimal = ZERO,
         commission_bps: Decimal = ZERO,
         starting_balance: Decimal = Decimal(10000),
+        contract_sizes: Mapping[str, Decimal] | None = None,
     ) -> None:
         self.name = name
+        self.contract_sizes = dict(contract_sizes or {})
         self.starting_balance = starting_balance
         self.positions = PositionBook()
         self.commission_paid = ZERO
@@ -167,8 +174,9 @@ class PaperBroker:
         self._qty[key] = held
         if held == 0:
             self._legs.pop(key, None)
-        commission = (price * qty * self.commission).quantize(Decimal("0.00000001"))
-        self.positions.get(label, symbol).apply(side, qty, price)
+        size = self.contract_sizes.get(symbol, ONE)
+        commission = (price * qty * size * self.commission).quantize(Decimal("0.00000001"))
+        self.positions.get(label, symbol).apply(side, qty, price, size)
         self.commission_paid += commission
         self.bus.publish(
             OrderFilled(
@@ -182,5 +190,6 @@ class PaperBroker:
                 self.clock.now(),
                 reason,  # type: ignore[arg-type]
                 commission,
+                size,
             )
         )

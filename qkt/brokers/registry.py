@@ -66,6 +66,10 @@ def _paper(profile: ResolvedProfile) -> BrokerFactory:
             slippage_bps=Decimal(values.get("slippage_bps") or 0),
             commission_bps=Decimal(values.get("commission_bps") or 0),
             starting_balance=Decimal(values.get("starting_balance") or 10000),
+            contract_sizes={
+                symbol: Decimal(size)
+                for symbol, size in (values.get("contract_sizes") or {}).items()
+            },
         )
 
     return factory

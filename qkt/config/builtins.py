@@ -14,7 +14,7 @@ from qkt.config.timezones import NY_CLOSE
 
 PROFILE_TYPES: Final = ("mt5", "bybit", "paper")
 SECRET_FIELDS: Final = frozenset({"api_key", "api_secret"})
-JSON_FIELDS: Final = frozenset({"aliases", "instrument_overrides"})
+JSON_FIELDS: Final = frozenset({"aliases", "instrument_overrides", "contract_sizes"})
 """Fields whose ``QKT_BROKER_*`` value is JSON text."""
 
 BYBIT_TESTNET: Final = "https://api-testnet.bybit.com"
@@ -67,6 +67,7 @@ FIELDS: Final[dict[str, dict[str, Any]]] = {
         "quotes_from": None,
         "slippage_bps": Decimal(0),
         "commission_bps": Decimal(0),
+        "contract_sizes": {},
     },
 }
 """Every field of every profile type, in the models' order, with its default."""

@@ -176,6 +176,11 @@ class PaperProfile(_Model):
     )
     slippage_bps: Bps = Field(Decimal(0), description="Slippage per fill, in basis points.")
     commission_bps: Bps = Field(Decimal(0), description="Commission per fill, in basis points.")
+    contract_sizes: dict[str, Annotated[Decimal, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description="Per qkt symbol: what one unit of quantity is worth per unit of price "
+        "(100000: quantities are lots of 100,000, as on MT5); default 1.",
+    )
 
 
 ProfileModel = Mt5Profile | BybitProfile | PaperProfile

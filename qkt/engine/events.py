@@ -1,7 +1,8 @@
 """Typed events of the core: market data in, order requests out, broker outcomes back in.
 
 Prices of bars are floats (what indicators consume); everything about money — order quantities,
-fill prices, PnL — is a :class:`~decimal.Decimal`.
+fill prices, PnL — is a :class:`~decimal.Decimal`. A fill carries its instrument's contract size,
+so PnL is money in the account's currency whatever the venue counts quantities in.
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ class OrderFilled:
     time: datetime
     reason: Literal["market", "stop_loss", "take_profit"] = "market"
     commission: Decimal = Decimal(0)
+    # What one unit of ``qty`` is worth per unit of price, in the account's money: the venue's
+    # contract size (100,000 for a lot of EURUSD on MT5), 1 for a quantity of the asset itself.
+    contract_size: Decimal = Decimal(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,7 @@ class PositionRecovered:
     qty: Decimal
     price: Decimal
     time: datetime
+    contract_size: Decimal = Decimal(1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -255,12 +255,16 @@ async def test_start_guard_and_recovery(httpserver: HTTPServer, tmp_path: Path) 
         {"login": 111, "server": "S", "trade_mode": 0}
     )
     httpserver.expect_request("/get_positions").respond_with_json([POSITION])
+    httpserver.expect_request("/symbol_info/USTECm").respond_with_json(
+        {**INFO, "trade_contract_size": 10}
+    )
     broker, _ = make(
         httpserver, tmp_path, "    expected_account_login: 111\n    expected_trade_mode: demo\n"
     )
     await broker.start("nas")
     (recovered,) = broker.recovered
     assert (recovered.symbol, recovered.qty, recovered.ticket) == ("NAS100", Decimal("0.10"), 42)
+    assert recovered.contract_size == 10  # what the session's money figures of it use
     wrong, _ = make(httpserver, tmp_path, "    expected_account_login: 222\n")
     with pytest.raises(BrokerRefused) as info:
         await wrong.start("nas")
@@ -273,6 +277,7 @@ async def test_poller_turns_a_vanished_ticket_into_its_closing_fill(
     httpserver.expect_request("/health/ready").respond_with_json({"status": "ready"})
     httpserver.expect_request("/account").respond_with_json({"login": 1})
     httpserver.expect_oneshot_request("/get_positions").respond_with_json([POSITION])
+    httpserver.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
     broker, events = make(httpserver, tmp_path)
     await broker.start("nas")
     httpserver.expect_oneshot_request("/get_positions").respond_with_data("oops", status=500)
@@ -411,6 +416,7 @@ async def test_a_close_during_a_slow_poll_is_reported_once(
     threaded.expect_request("/health/ready").respond_with_json({"status": "ready"})
     threaded.expect_request("/account").respond_with_json({"login": 1})
     threaded.expect_request("/get_positions").respond_with_handler(positions)
+    threaded.expect_request("/symbol_info/USTECm").respond_with_json(INFO)
     threaded.expect_request("/close_position", method="POST").respond_with_json(
         {"result": {"retcode": 10009, "order": 42, "price": "18100", "volume": "0.10"}}
     )
@@ -501,3 +507,18 @@ async def test_stops_go_out_as_prices_of_the_symbol(httpserver: HTTPServer, tmp_
     )
     body = json.loads(next(r for r, _ in httpserver.log if r.path == "/order").data)
     assert (body["sl"], body["tp"]) == (17000.13, 19000.1)
+
+
+async def test_a_position_to_recover_whose_symbol_cannot_be_read_refuses_the_start(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    """Without its contract size the session could not say what the position is worth."""
+    httpserver.expect_request("/health/ready").respond_with_json({"status": "ready"})
+    httpserver.expect_request("/account").respond_with_json({"login": 1})
+    httpserver.expect_request("/get_positions").respond_with_json([POSITION])
+    httpserver.expect_request("/symbol_info/USTECm").respond_with_data("down", status=503)
+    broker, _ = make(httpserver, tmp_path)
+    with pytest.raises(BrokerRefused) as info:
+        await broker.start("nas")
+    (d,) = info.value.diagnostics
+    assert d.code == "gateway-unavailable" and "position to recover" in d.message

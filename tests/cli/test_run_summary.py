@@ -126,3 +126,35 @@ def test_a_replay_from_the_config_runs_at_its_speed(
     clock.waits.clear()
     assert qkt("run", str(path), "--speed", "max").code == 0
     assert clock.waits == []
+
+
+FLIP = """STRATEGY flip VERSION 1
+SYMBOLS
+eur = SIM:EURUSD EVERY 1m
+gold = SIM:XAUUSD EVERY 1m
+RULES
+WHEN POSITION.eur = 0 THEN BUY eur SIZING 0.1; BUY gold SIZING 1
+WHEN POSITION.eur > 0 THEN CLOSE_ALL
+"""
+
+
+def test_a_paper_profile_counts_money_with_its_contract_sizes(qkt: Runner, write: Writer) -> None:
+    """0.1 lot of EURUSD at 100,000 a lot moving 0.0010 is 10; XAUUSD has no contract size
+    given: 1 ounce moving 0.0010 is 0.001."""
+    write(
+        "qkt.config.yaml",
+        "brokers:\n  sim:\n    type: paper\n    commission_bps: 1\n"
+        "    contract_sizes: {EURUSD: 100000}\n",
+    )
+    path = write("flip.qkt", FLIP)
+    result = qkt("run", str(path), "--replay", bars(write, ["1.085", "1.086"]), "--json")
+    assert result.code == 0, result.err
+    summary = events(result.out)[-1]
+    # commission: 1 bp of each fill's notional (10,850 and 10,860 USD of EURUSD, 1.085 and
+    # 1.086 of XAUUSD)
+    assert summary["commission"] == "2.1712171"
+    assert summary["realized_pnl"] == "10.001"
+    assert summary["final_equity"] == "10007.8297829"
+    env = {"QKT_BROKER_SIM_CONTRACT_SIZES": '{"EURUSD": 100000, "XAUUSD": 100}'}
+    via_env = qkt("run", str(path), "--replay", bars(write, ["1.085", "1.086"]), "--json", env=env)
+    assert events(via_env.out)[-1]["realized_pnl"] == "10.1"

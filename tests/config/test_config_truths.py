@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,12 @@ def test_the_config_cache_keeps_a_bounded_number_of_entries(tmp_path: Path) -> N
     assert config_cache.slot_of(cache / "qkt", folders[1] / "qkt.config.yaml") not in entries
     assert not [p for p in (cache / "qkt").iterdir() if p.name.endswith(".tmp")]
     assert all(os.stat(p).st_mode & 0o077 == 0 for p in entries)
+
+
+def test_paper_contract_sizes_are_positive_numbers(load: Loader, raises: Raiser) -> None:
+    config = load("brokers:\n  sim:\n    type: paper\n    contract_sizes: {EURUSD: 100000}\n")
+    assert config.profiles["sim"].values["contract_sizes"] == {"EURUSD": Decimal(100000)}
+    assert config.profiles["paper"].values["contract_sizes"] == {}
+    (d,) = raises("brokers:\n  sim:\n    type: paper\n    contract_sizes: {EURUSD: 0}\n")
+    assert (d.code, d.line) == ("bad-value", 4)
+    assert "`contract_sizes.EURUSD` must be a number > 0" in d.message

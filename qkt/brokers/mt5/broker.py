@@ -121,6 +121,7 @@ class Recovered:
     price: Decimal
     ticket: int
     comment: str
+    contract_size: Decimal = Decimal(1)  # the symbol's trade_contract_size
 
 
 class MT5Broker:
@@ -193,9 +194,19 @@ class MT5Broker:
             raise BrokerRefused(mismatches)
         self.book.hedging = account.margin_mode == HEDGING
         self.book.owner_tag = session_tag(session)
-        for position in snapshot.positions:
-            if not self.book.ours(position):
-                continue
+        ours = [p for p in snapshot.positions if self.book.ours(p)]
+        try:  # what a lot of each is worth: the session's money figures need it
+            for symbol in dict.fromkeys(p.symbol for p in ours):
+                await self._info(symbol)
+        except GatewayError as exc:
+            raise BrokerRefused(
+                error(
+                    "gateway-unavailable",
+                    f"profile `{self.name}`: cannot read the symbol of a position to recover: "
+                    f"{exc.diagnostics[0].message}",
+                )
+            ) from None
+        for position in ours:
             self.book.adopt(position, self._utc(position.time_msc))
             self.recovered.append(
                 Recovered(
@@ -206,6 +217,7 @@ class MT5Broker:
                     position.price_open,
                     position.ticket,
                     position.comment,
+                    self._contract_size(position.symbol),
                 )
             )
 
@@ -280,6 +292,13 @@ class MT5Broker:
         if info is None:
             info = self._symbols[broker_symbol] = await self.client.symbol_info(broker_symbol)
         return info
+
+    def _contract_size(self, broker_symbol: str) -> Decimal:
+        """What one lot of the symbol is worth per unit of price (``trade_contract_size``): every
+        fill carries it, so PnL is the account's money as the venue's deals count it. Known for
+        every symbol the broker trades or recovered (read before the first order or at start)."""
+        info = self._symbols.get(broker_symbol)
+        return info.trade_contract_size if info is not None else Decimal(1)
 
     def _gateway_max(self, request: OrderRequest, broker_symbol: str) -> Decimal:
         """The gateway's per-order volume limit: 100 lots unless the profile's
@@ -546,6 +565,7 @@ class MT5Broker:
                 qty,
                 price,
                 when or self.clock.now(),
+                contract_size=self._contract_size(self.broker_symbol(request.symbol)),
             )
         )
 
@@ -767,6 +787,7 @@ class MT5Broker:
                 deal.price,
                 when if when is not None and deal.time_msc else self.clock.now(),
                 reason,  # type: ignore[arg-type]
+                contract_size=self._contract_size(stake.symbol),
             )
         )
 
@@ -813,6 +834,7 @@ class MT5Broker:
                 result.volume or stake.volume,
                 result.price or stake.price_open,
                 now,
+                contract_size=self._contract_size(stake.symbol),
             )
         )
 
