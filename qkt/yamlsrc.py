@@ -4,6 +4,11 @@ PyYAML forgets where values came from once it builds Python objects; user-facing
 line (SPEC §3.2, §6.2). :func:`load_yaml` composes the node tree, builds plain Python data from it and
 records ``(line, column)`` (1-based) for every mapping key and sequence item, addressed by its key path.
 Duplicate keys, which PyYAML silently overwrites, are reported instead.
+
+Work is bounded whatever the text: a document builds at most :data:`MAX_VALUES` values, each use
+of an alias counting every value it repeats (so "billion laughs" aliases are refused, at the alias
+that crosses the budget, before anything is built), and nests at most :data:`MAX_DEPTH` levels.
+Files are read through :mod:`qkt.textfile` (regular files of at most 1 MiB).
 """
 
 from __future__ import annotations
@@ -18,7 +23,18 @@ from qkt.diagnostics import Diagnostic, error
 
 KeyPath = tuple[str | int, ...]
 
+MAX_VALUES = 100_000
+"""The most values (mappings, sequences, keys and scalars) one YAML document may build."""
+MAX_DEPTH = 64
+"""The deepest nesting of mappings and sequences a YAML document may have."""
+
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_COLLECTION_START = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_COLLECTION_END = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+
+
+class _TooMuch(Exception):
+    """Unwinds the builder when the document is too large or too deep (already reported)."""
 
 
 @dataclass(slots=True)
@@ -54,12 +70,47 @@ class _Builder:
         self.loader = loader
         self.doc = doc
         self.problems: list[Diagnostic] = []
+        self.built = 0
+        self.merged: dict[int, int] = {}  # mapping node -> how many of its pairs `<<` merged in
 
-    def build(self, node: yaml.Node, keypath: KeyPath) -> Any:
+    def count(self, node: yaml.Node, depth: int) -> None:
+        self.built += 1
+        if self.built > MAX_VALUES:
+            self.problems = [
+                self._at(
+                    node,
+                    "yaml-too-large",
+                    f"the document builds more than {MAX_VALUES:,} values",
+                )
+            ]
+            raise _TooMuch
+        if depth > MAX_DEPTH:
+            self.problems = [
+                self._at(
+                    node, "yaml-too-deep", f"the document nests deeper than {MAX_DEPTH} levels"
+                )
+            ]
+            raise _TooMuch
+
+    def build(self, node: yaml.Node, keypath: KeyPath, depth: int = 1) -> Any:
         if isinstance(node, yaml.MappingNode):
-            self.loader.flatten_mapping(node)  # resolves `<<` merge keys like PyYAML does
+            self.count(node, depth)
+            merged = self.merged.get(id(node))
+            if merged is None:
+                own = sum(k.tag != "tag:yaml.org,2002:merge" for k, _ in node.value)
+                self.loader.flatten_mapping(node)  # resolves `<<` merge keys like PyYAML does
+                merged = self.merged[id(node)] = len(node.value) - own
             out: dict[Hashable, Any] = {}
-            for key_node, value_node in node.value:
+            # Its own keys first, then the merged ones, the last merged first: the first one
+            # built wins, as in YAML's merge (own keys, then later merges, override).
+            pairs = [*node.value[merged:], *reversed(node.value[:merged])]
+            for index, (key_node, value_node) in enumerate(pairs):
+                if not isinstance(key_node, yaml.ScalarNode):
+                    self.problems.append(
+                        self._at(key_node, "yaml-bad-key", "a key must be a scalar")
+                    )
+                    continue
+                self.count(key_node, depth)
                 key = self.loader.construct_object(key_node, deep=True)
                 if not isinstance(key, Hashable) or isinstance(key, (list, dict)):
                     self.problems.append(
@@ -70,6 +121,8 @@ class _Builder:
                 child = (*keypath, name)
                 mark = key_node.start_mark
                 if name in out:
+                    if index >= len(pairs) - merged:
+                        continue  # merged in, and set by the mapping itself or an earlier merge
                     first = self.doc.positions.get(child, (None, None))[0]
                     self.problems.append(
                         self._at(
@@ -80,15 +133,17 @@ class _Builder:
                     )
                     continue
                 self.doc.positions[child] = (mark.line + 1, mark.column + 1)
-                out[name] = self.build(value_node, child)
+                out[name] = self.build(value_node, child, depth + 1)
             return out
         if isinstance(node, yaml.SequenceNode):
+            self.count(node, depth)
             items = []
             for index, item in enumerate(node.value):
                 child = (*keypath, index)
                 self.doc.positions[child] = (item.start_mark.line + 1, item.start_mark.column + 1)
-                items.append(self.build(item, child))
+                items.append(self.build(item, child, depth + 1))
             return items
+        self.count(node, 0)
         return self.loader.construct_object(node, deep=True)
 
     def _at(self, node: yaml.Node, code: str, message: str) -> Diagnostic:
@@ -96,9 +151,72 @@ class _Builder:
         return error(code, message, path=self.doc.path, line=mark.line + 1, column=mark.column + 1)
 
 
+def _alias_budget(text: str, path: str) -> Diagnostic | None:
+    """Refuse a document whose aliases would build more than :data:`MAX_VALUES` values.
+
+    One pass over the parser's events, counting what each anchor holds, so nothing is expanded;
+    the error names the alias that crosses the budget. Syntax errors are left to the real load.
+    """
+    loader = _Loader(text)
+    sizes: dict[str, int] = {}
+    frames: list[tuple[str | None, list[int]]] = []  # open collections: anchor, [values so far]
+    total = 0
+    try:
+        while loader.check_event():
+            event: Any = loader.get_event()  # type: ignore[no-untyped-call]
+            if isinstance(event, _COLLECTION_START):
+                frames.append((event.anchor, [1]))
+                total += 1
+                continue
+            if isinstance(event, _COLLECTION_END):
+                anchor, (count,) = frames.pop()
+                if anchor is not None:
+                    sizes[anchor] = count
+                if frames:
+                    frames[-1][1][0] += count
+                continue
+            if isinstance(event, yaml.ScalarEvent):
+                size = 1
+                if event.anchor is not None:
+                    sizes[event.anchor] = 1
+            elif isinstance(event, yaml.AliasEvent):
+                anchor = event.anchor or ""
+                mark: Any = event.start_mark
+                where = {"path": path, "line": mark.line + 1, "column": mark.column + 1}
+                if any(open_anchor == anchor for open_anchor, _ in frames):
+                    return error(
+                        "yaml-recursive-alias",
+                        f"the alias `*{anchor}` is inside the value it names: it never ends",
+                        **where,
+                    )
+                size = sizes.get(anchor, 1)  # an undefined alias: the real load reports it
+                if total + size > MAX_VALUES:
+                    return error(
+                        "yaml-too-large",
+                        f"the alias `*{anchor}` repeats {size:,} values: the document would "
+                        f"build more than {MAX_VALUES:,}",
+                        hint="write the values out, or use fewer aliases",
+                        **where,
+                    )
+            else:
+                continue
+            total += size
+            if frames:
+                frames[-1][1][0] += size
+    except yaml.YAMLError:
+        return None
+    finally:
+        loader.dispose()
+    return None
+
+
 def load_yaml(text: str, path: str) -> tuple[YamlDoc | None, list[Diagnostic]]:
     """Parse ``text``; on a syntax error return ``None`` and one positioned diagnostic."""
     doc = YamlDoc(None, path)
+    if "&" in text:  # without anchors there are no aliases, and the text bounds the work
+        refused = _alias_budget(text, path)
+        if refused is not None:
+            return None, [refused]
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -106,7 +224,10 @@ def load_yaml(text: str, path: str) -> tuple[YamlDoc | None, list[Diagnostic]]:
             return doc, []
         doc.positions[()] = (node.start_mark.line + 1, node.start_mark.column + 1)
         builder = _Builder(loader, doc)
-        doc.data = builder.build(node, ())
+        try:
+            doc.data = builder.build(node, ())
+        except _TooMuch:
+            return None, builder.problems
         return doc, builder.problems
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -118,19 +239,18 @@ def load_yaml(text: str, path: str) -> tuple[YamlDoc | None, list[Diagnostic]]:
         ]
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
         # ValueError/TypeError come from constructors (e.g. a timestamp like 2026-13-45).
-        return None, [error("yaml-syntax", f"invalid YAML: {exc}".splitlines()[0], path=path)]
+        message = f"invalid YAML: {exc}".splitlines()[0]
+        return None, [error("yaml-syntax", message, path=path, line=1, column=1)]
     finally:
         loader.dispose()
 
 
 def read_yaml(path: str, display: str | None = None) -> tuple[YamlDoc | None, list[Diagnostic]]:
     """Read and parse a YAML file; unreadable files become a diagnostic too."""
+    from qkt.textfile import read_text
+
     shown = display or path
-    try:
-        with open(path, encoding="utf-8") as fh:  # noqa: PTH123 - str paths are what callers hold
-            text = fh.read()
-    except UnicodeDecodeError:
-        return None, [error("yaml-encoding", "file is not UTF-8 text", path=shown)]
-    except OSError as exc:
-        return None, [error("file-unreadable", f"cannot read file: {exc.strerror}", path=shown)]
+    text = read_text(path, shown, code="yaml-encoding")
+    if isinstance(text, Diagnostic):
+        return None, [text]
     return load_yaml(text, shown)

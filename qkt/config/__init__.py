@@ -85,14 +85,13 @@ def _display(path: Path, cwd: Path) -> str:
 
 
 def _read(path: Path, display: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(error("yaml-encoding", "file is not UTF-8 text", path=display)) from None
-    except OSError as exc:
-        raise ConfigError(
-            error("file-unreadable", f"cannot read: {exc.strerror}", path=display)
-        ) from None
+    """The file's text: a regular UTF-8 file of at most 1 MiB (:mod:`qkt.textfile`)."""
+    from qkt.textfile import read_text
+
+    text = read_text(path, display, code="yaml-encoding")
+    if not isinstance(text, str):
+        raise ConfigError(text)
+    return text
 
 
 def load_config(

@@ -29,6 +29,9 @@ from qkt.diagnostics import Diagnostic, did_you_mean, error, has_errors, sort_ke
 from qkt.errors import ConfigError
 from qkt.yamlsrc import KeyPath, YamlDoc, load_yaml
 
+MAX_EXTENDS = 64
+"""The longest ``extends`` chain: a profile may be at most 64 ``extends`` away from its root."""
+
 Usage = dict[str, Literal["value", "presence"]]
 """The variables a resolution read: by value, or only whether they are set (secret-only ones)."""
 
@@ -183,14 +186,34 @@ class Resolver:
         return layers, failed
 
     def layer(self, name: str) -> Layer | None:
-        """The merged layer of ``name``; None when it cannot be resolved (already reported)."""
+        """The merged layer of ``name``; None when it cannot be resolved (already reported).
+
+        The YAML profiles it extends are merged first, deepest first, so a chain of any length
+        resolves without recursion (and is refused past :data:`MAX_EXTENDS`).
+        """
         if name not in self.done:
-            self.stack.append(name)
-            try:
-                self.done[name] = self.merge(name)
-            finally:
-                self.stack.pop()
+            chain = self.chain(name)
+            outer = self.stack
+            for index in range(len(chain) - 1, -1, -1):
+                self.stack = [*outer, *chain[: index + 1]]  # what extends it, for cycles
+                self.done[chain[index]] = self.merge(chain[index])
+            self.stack = outer
         return self.done[name]
+
+    def chain(self, name: str) -> list[str]:
+        """``name`` and the YAML profiles it extends not resolved yet, nearest first; it ends
+        before a built-in, a name that is no profile, or a profile already in the chain."""
+        chain = [name]
+        seen = {name}
+        while True:
+            body = self.bodies.get(chain[-1])
+            parent = body.get("extends") if body is not None else None
+            if not isinstance(parent, str) or parent in seen or parent not in self.bodies:
+                return chain
+            if parent in self.done:
+                return chain
+            chain.append(parent)
+            seen.add(parent)
 
     def builtin(self, name: str) -> Layer:
         given = BUILTIN_PROFILES[name]
@@ -211,6 +234,15 @@ class Resolver:
         if parent is not None:
             base = self.parent(name, parent)
             if base is None:
+                return None
+            if len(base.parents) >= MAX_EXTENDS:
+                self.report.fail(
+                    "extends-too-deep",
+                    f"profile `{name}` is more than {MAX_EXTENDS} `extends` away from the "
+                    f"profile its chain starts at ({base.parents[-1]})",
+                    (*keypath, "extends"),
+                    hint="extend the profile that chain starts at directly",
+                )
                 return None
         elif name in BUILTIN_PROFILES:
             base = self.builtin(name)
@@ -283,6 +315,8 @@ class Resolver:
             return None
         if parent in self.stack:
             cycle = [*self.stack[self.stack.index(parent) :], parent]
+            if len(cycle) > 12:  # a long loop: its start and its end
+                cycle = [*cycle[:5], f"... ({len(cycle) - 1} profiles) ...", *cycle[-3:]]
             self.report.fail("extends-cycle", f"`extends` loops: {' -> '.join(cycle)}", keypath)
             return None
         if parent not in self.bodies and parent not in BUILTIN_PROFILES:

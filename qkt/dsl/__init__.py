@@ -73,33 +73,16 @@ def _failed(path: str | None, code: str, message: str) -> ParsedStrategy:
 
 
 def parse_strategy_file(path: Path | str) -> ParsedStrategy:
-    """Read a `.qkt` file (UTF-8) and parse it; unreadable files become a diagnostic."""
+    """Read a `.qkt` file (UTF-8) and parse it; unreadable files become a diagnostic.
+
+    Only a regular file of at most 1 MiB is read (:mod:`qkt.textfile`): a FIFO or a device is
+    refused before reading, and text that is not UTF-8 is an error at its first bad byte."""
+    from qkt.textfile import read_text
+
     shown = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        return ParsedStrategy(
-            None, (error("file-unreadable", f"cannot read: {reason}", path=shown),)
-        )
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        return ParsedStrategy(
-            None,
-            (
-                error(
-                    "encoding",
-                    f"the file is not UTF-8 text (byte {exc.start})",
-                    path=shown,
-                    line=line,
-                    column=column,
-                    hint="save it as UTF-8",
-                ),
-            ),
-        )
+    text = read_text(path, shown)
+    if isinstance(text, Diagnostic):
+        return ParsedStrategy(None, (text,))
     return parse_strategy(text, shown)
 
 
