@@ -1,17 +1,23 @@
 """Replay of a CSV of bars or ticks (SPEC §7), told apart by the header.
 
-Bars: ``time,open,high,low,close,volume[,symbol]``; ticks: ``time,bid,ask[,volume][,symbol]``.
+Bars: ``time,open,high,low,close[,volume][,symbol]``; ticks: ``time,bid,ask[,volume][,symbol]``.
 ``time`` is ISO-8601 (UTC when it has no offset) or epoch milliseconds; a bar's time is its open
 time, and its length is the smallest gap between the file's first timestamps (one minute for a
 1-minute file). A ``symbol`` column routes rows to the streams of that qkt symbol; without it every
-row feeds every stream. Rows must be in time order. Bad rows are errors naming the line.
+row feeds every stream.
+
+The whole file is judged before its first row is handed out (:mod:`qkt.feeds.replaycheck`):
+:meth:`ReplaySource.check` does it with the strategy's symbols and keeps the verdict; iterating
+a source that was not checked checks it first, so a bad row anywhere stops a replay before it
+trades. The reader itself stays defensive: a file changed after its check still fails with a
+positioned error rather than a wrong price.
 """
 
 from __future__ import annotations
 
 import csv
 import time as _time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -19,14 +25,28 @@ from pathlib import Path
 
 from qkt.diagnostics import error
 from qkt.engine.events import Bar, Tick
-from qkt.errors import QktError
+from qkt.feeds.replaycheck import (
+    BAR_COLUMNS,
+    EPOCH_SECONDS_BELOW,
+    TICK_COLUMNS,
+    ReplayError,
+    ReplayReport,
+    check_replay,
+    parse_time,
+    read_layout,
+)
 
-BAR_COLUMNS = ("time", "open", "high", "low", "close")
-TICK_COLUMNS = ("time", "bid", "ask")
+__all__ = [
+    "BAR_COLUMNS",
+    "TICK_COLUMNS",
+    "ReplayError",
+    "ReplayReport",
+    "ReplaySource",
+    "Row",
+    "parse_time",
+]
 
-
-class ReplayError(QktError):
-    """The replay file is wrong."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,70 +61,74 @@ class Row:
     label: str | None = None
 
 
-def parse_time(text: str) -> datetime:
-    text = text.strip()
-    if text.isdigit():
-        return datetime.fromtimestamp(int(text) / 1000, UTC)
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 class ReplaySource:
     def __init__(self, path: Path, speed: str | float = "max") -> None:
         self.path = path
         self.speed = speed
+        self.report: ReplayReport | None = None
         try:
-            with path.open(newline="", encoding="utf-8") as fh:
+            with path.open(newline="", encoding="utf-8-sig") as fh:
                 header = next(csv.reader(fh), [])
-        except (OSError, UnicodeDecodeError) as exc:
+        except (UnicodeDecodeError, csv.Error) as exc:  # the check names the line
+            found = [d for d in check_replay(path).diagnostics if d.is_error]
             raise ReplayError(
-                error("replay-unreadable", f"cannot read: {exc}", path=str(path))
+                found or error("replay-unreadable", f"cannot read: {exc}", path=str(path))
             ) from None
-        self.columns = [c.strip().lower() for c in header]
-        if all(c in self.columns for c in BAR_COLUMNS):
-            self.kind = "bars"
-        elif all(c in self.columns for c in TICK_COLUMNS):
-            self.kind = "ticks"
-        else:
+        except OSError as exc:
             raise ReplayError(
-                error(
-                    "replay-header",
-                    "the header must be time,open,high,low,close[,volume][,symbol] (bars) or "
-                    f"time,bid,ask[,volume][,symbol] (ticks), found {','.join(self.columns) or 'nothing'}",
-                    path=str(path),
-                    line=1,
-                )
-            )
-        self.has_symbol = "symbol" in self.columns
+                error("replay-unreadable", f"cannot read: {exc.strerror or exc}", path=str(path))
+            ) from None
+        layout, problems = read_layout(header, str(path))
+        if layout is None:
+            raise ReplayError(problems)
+        self.layout = layout
+        self.columns = list(layout.columns)
+        self.kind = layout.kind
+        self.has_symbol = layout.has_symbol
         self.seconds = self._bar_seconds() if self.kind == "bars" else 0
+
+    def check(self, symbols: Iterable[str] | None = None) -> ReplayReport:
+        """Judge the whole file (once; ``symbols``: the strategy's, for the symbol warnings).
+        The report's errors are what iterating would raise."""
+        if self.report is None:
+            self.report = check_replay(self.path, symbols)
+        return self.report
 
     def _bar_seconds(self) -> int:
         times: list[datetime] = []
-        for line, record in self._records():
-            times.append(self._time(record, line))
-            if len(times) >= 50:
-                break
+        ti = self.layout.index["time"]
+        try:
+            for _line, values in self._records():
+                try:
+                    times.append(parse_time(values[ti]))
+                except (ValueError, OverflowError, IndexError):
+                    continue  # the check names it
+                if len(times) >= 50:
+                    break
+        except ReplayError:
+            pass  # the check names it
         gaps = [int((b - a).total_seconds()) for a, b in pairwise(times)]
         positive = [g for g in gaps if g > 0]
         return min(positive) if positive else 60
 
-    def _records(self) -> Iterator[tuple[int, dict[str, str]]]:
-        with self.path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            next(reader, None)
-            for line, values in enumerate(reader, start=2):
-                if not values or all(not v.strip() for v in values):
-                    continue
-                yield line, dict(zip(self.columns, values, strict=False))
-
-    def _time(self, record: dict[str, str], line: int) -> datetime:
+    def _records(self) -> Iterator[tuple[int, list[str]]]:
+        shown = str(self.path)
         try:
-            return parse_time(record["time"])
-        except (KeyError, ValueError, OverflowError, OSError):
+            with self.path.open(newline="", encoding="utf-8-sig") as fh:
+                reader = csv.reader(fh)
+                next(reader, None)
+                width = len(self.columns)
+                for values in reader:
+                    if len(values) != width and not "".join(values).strip():
+                        continue  # a blank line
+                    yield reader.line_num, values
+        except csv.Error as exc:
             raise ReplayError(
-                error(
-                    "replay-row", f"bad time {record.get('time')!r}", path=str(self.path), line=line
-                )
+                error("replay-csv", f"the row is not CSV: {exc}", path=shown, line=reader.line_num)
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ReplayError(
+                error("replay-unreadable", f"cannot read: {exc}", path=shown)
             ) from None
 
     def __iter__(self) -> Iterator[Row]:
@@ -133,35 +157,61 @@ class ReplaySource:
             yield due - (_time.monotonic() - started), row
 
     def _rows(self) -> Iterator[Row]:
+        self.check().raise_for_errors()
+        shown = str(self.path)
+        index = self.layout.index
+        width = len(self.columns)
+        ti = index["time"]
+        si = index.get("symbol")
+        vi = index.get("volume")
+        bars = self.kind == "bars"
+        seconds = self.seconds
+        step = timedelta(seconds=seconds)
+        parse_iso = datetime.fromisoformat
+        if bars:
+            oi, hi, li, ci = index["open"], index["high"], index["low"], index["close"]
+        else:
+            bi, ai = index["bid"], index["ask"]
         previous: datetime | None = None
-        step = timedelta(seconds=self.seconds)
-        for line, record in self._records():
-            moment = self._time(record, line)
-            if previous is not None and moment < previous:
-                raise ReplayError(
-                    error(
-                        "replay-order", "rows are not in time order", path=str(self.path), line=line
-                    )
-                )
-            previous = moment
-            symbol = record.get("symbol", "").strip() or None if self.has_symbol else None
+        for line, values in self._records():
             try:
-                if self.kind == "bars":
-                    o, h, lo, c = (float(record[k]) for k in ("open", "high", "low", "close"))
-                    volume = float(record.get("volume") or 0)
-                    bar = Bar(symbol or "", moment, self.seconds, o, h, lo, c, volume)
+                if len(values) != width:
+                    raise ValueError("fields")
+                text = values[ti]
+                if text.isdigit() and int(text) >= EPOCH_SECONDS_BELOW:
+                    moment = _EPOCH + timedelta(milliseconds=int(text))
+                else:
+                    moment = parse_iso(text)
+                    if moment.tzinfo is None:
+                        moment = moment.replace(tzinfo=UTC)
+                    elif moment.tzinfo is not UTC:
+                        moment = moment.astimezone(UTC)
+                symbol = values[si].strip() or None if si is not None else None
+                volume = float(values[vi] or 0) if vi is not None else 0.0
+                if bars:
+                    o, h, lo, c = (
+                        float(values[oi]),
+                        float(values[hi]),
+                        float(values[li]),
+                        float(values[ci]),
+                    )
+                    bar = Bar(symbol or "", moment, seconds, o, h, lo, c, volume)
                     row = Row(symbol, bar, None, moment + step)
                 else:
-                    bid, ask = float(record["bid"]), float(record["ask"])
-                    volume = float(record.get("volume") or 0)
+                    bid, ask = float(values[bi]), float(values[ai])
                     row = Row(symbol, None, Tick(symbol or "", moment, bid, ask, volume), moment)
-            except (KeyError, ValueError):
+            except (ValueError, OverflowError):
                 raise ReplayError(
                     error(
                         "replay-row",
-                        "a price is missing or not a number",
-                        path=str(self.path),
+                        "the row changed since the file was checked: check it again",
+                        path=shown,
                         line=line,
                     )
                 ) from None
+            if previous is not None and moment < previous:
+                raise ReplayError(
+                    error("replay-order", "rows are not in time order", path=shown, line=line)
+                )
+            previous = moment
             yield row
