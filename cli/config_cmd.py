@@ -25,5 +25,7 @@ def schema(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
+        from cli.files import write_text
+
+        write_text(out, text, "--output")
         typer.echo(f"wrote {out}", err=True)

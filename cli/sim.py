@@ -12,13 +12,16 @@ from typing import Annotated
 import typer
 
 from cli import output
+from cli.files import short
 
 app = typer.Typer(help="Simulators for trying qkt without a broker.", no_args_is_help=True)
 
 
 @app.command("gateway")
 def gateway(
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 5001,
+    port: Annotated[
+        int, typer.Option("--port", help="Port to listen on (1-65535).", min=1, max=65535)
+    ] = 5001,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     symbols: Annotated[
         str, typer.Option("--symbols", help="Comma-separated broker symbols, e.g. EURUSDm,XAUUSDm.")
@@ -28,6 +31,7 @@ def gateway(
         typer.Option(
             "--tick-ms",
             help="Move quotes every N ms (0: never); SL/TP and pending orders trigger on them.",
+            min=0,
         ),
     ] = 1000,
     api_key: Annotated[
@@ -89,19 +93,24 @@ def gateway(
     names = [s.strip() for s in symbols.split(",") if s.strip()]
     if not names:
         raise typer.BadParameter("give at least one symbol", param_hint="--symbols")
+    script = _script(prices) if prices is not None else None  # judged before anything listens
     with socket.socket() as probe:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            reason = (
-                "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
-            )
-            raise typer.BadParameter(f"{host}:{port} {reason}", param_hint="--port") from None
+            in_use = exc.errno == errno.EADDRINUSE
+            reason = "is in use" if in_use else f"cannot be used ({exc.strerror or exc})"
+            hint = "'--port'" if in_use or exc.errno == errno.EACCES else "'--host'"
+            raise typer.BadParameter(f"{short(host)}:{port} {reason}", param_hint=hint) from None
+        except (ValueError, OverflowError) as exc:  # a NUL byte, a label too long for IDNA
+            raise typer.BadParameter(
+                f"{short(host)} is not an address to listen on ({exc})", param_hint="'--host'"
+            ) from None
     state = SimState(
         seed=seed, symbols=tuple(names), hedging=hedging, server_time_zone=server_time_zone
     )
-    if prices is not None:
-        state.follow(_script(prices))
+    if script is not None:
+        state.follow(script)
     serve_forever(
         state,
         host,
@@ -121,8 +130,10 @@ def _script(path: Path) -> list[tuple[str | None, Decimal, Decimal]]:
     """Quotes to follow from a replay CSV: bars give close -/+ one point, ticks their bid/ask."""
     from qkt.feeds.replay import ReplaySource
 
+    source = ReplaySource(path)
+    output.print_diagnostics(source.check().raise_for_errors(), err=True)
     rows: list[tuple[str | None, Decimal, Decimal]] = []
-    for row in ReplaySource(path):
+    for row in source:
         symbol = f"{row.symbol}m" if row.symbol else None
         if row.bar is not None:
             mid = Decimal(repr(row.bar.close))

@@ -606,7 +606,7 @@ def test_an_unknown_server_time_zone_is_refused() -> None:
 
     from cli.main import app
 
-    args = ["sim", "gateway", "--port", "0", "--server-time-zone", "Mars/Olympus"]
+    args = ["sim", "gateway", "--port", "5999", "--server-time-zone", "Mars/Olympus"]
     result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 2
     assert "--server-time-zone" in result.output and "IANA" in result.output
