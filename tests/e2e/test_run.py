@@ -91,7 +91,7 @@ def test_bad_replay_file_names_the_line(tmp_path: Path, write: Writer) -> None:
     )
     result = run("run", "examples/momentum.qkt", "--replay", str(bad), "--paper", home=tmp_path)
     assert result.returncode == 1
-    assert f"{bad}:3: error[replay-row]" in result.stderr
+    assert f"{bad}:3:1: error[replay-time]" in result.stderr
     assert "Traceback" not in result.stderr
 
 
