@@ -34,24 +34,28 @@ def print_json(data: Any) -> None:
 def table(
     headers: Sequence[str], rows: Iterable[Sequence[str]], *, title: str | None = None
 ) -> None:
-    """Print a table: rich when on a TTY, two-space aligned columns otherwise."""
+    """Print a table: rich when on a TTY, two-space aligned columns otherwise.
+
+    Cells are never cut or wrapped mid-word: a table wider than the terminal prints plainly."""
     rows = [list(r) for r in rows]
+    widths = [len(h) for h in headers]
+    for r in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, r, strict=True)]
     if use_rich():
         from rich.console import Console
         from rich.table import Table
 
-        t = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
-        for h in headers:
-            t.add_column(h, overflow="fold")
-        for r in rows:
-            t.add_row(*r)
-        Console().print(t)
-        return
+        console = Console()
+        if sum(widths) + 3 * len(widths) <= console.width:
+            t = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
+            for h in headers:
+                t.add_column(h, no_wrap=True)
+            for r in rows:
+                t.add_row(*r)
+            console.print(t)
+            return
     if title:
         echo(title)
-    widths = [len(h) for h in headers]
-    for r in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, r, strict=True)]
     for line in [list(headers), *rows]:
         echo("  " + "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
 
@@ -63,7 +67,8 @@ def diagnostic_line(d: Diagnostic) -> str:
     loc = d.location()
     head = f"[bold]{loc}:[/bold] " if loc else ""
     hint = f" [dim]({d.hint})[/dim]" if d.hint else ""
-    return f"{head}[bold {colour}]{d.severity}[{d.code}][/bold {colour}]: {d.message}{hint}"
+    code = f"\\[{d.code}]"  # escaped: `[code]` would otherwise read as a style tag and vanish
+    return f"{head}[bold {colour}]{d.severity}{code}[/bold {colour}]: {d.message}{hint}"
 
 
 def print_diagnostics(diags: Iterable[Diagnostic], *, err: bool = False) -> None:
@@ -87,7 +92,7 @@ def print_diagnostics(diags: Iterable[Diagnostic], *, err: bool = False) -> None
                 d.column,
                 escape(d.hint) if d.hint else None,
             )
-            console.print(diagnostic_line(plain))
+            console.print(diagnostic_line(plain), soft_wrap=True)  # one line, as in plain text
         return
     for d in diags:
         stream.write(d.format() + "\n")

@@ -32,7 +32,9 @@ def validate(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            help=".qkt strategies, portfolio YAML files, or directories to search for both.",
+            help=".qkt strategies, portfolio YAML files, qkt.config.yaml files, or directories "
+            "to search for them (a directory with nothing to check, or a file under it that "
+            "cannot be read, is an error).",
             exists=True,
         ),
     ],
@@ -73,7 +75,7 @@ def validate(
         config = load_config(globals_of(ctx).config, env=env)
         validator = Validator(config, strict_flag=strict_brokers, env=env)  # reads the env's
     except ConfigError as exc:  # QKT_STRICT_BROKERS: a value that is no boolean is an error
-        report = failed_config_report(exc.diagnostics, strict_brokers)
+        report = failed_config_report(exc.diagnostics, strict_brokers, paths, env)
     else:
         report = validator.validate(paths)
         if probe:

@@ -6,6 +6,8 @@ Starts nothing and sends nothing. The CLI renders the :class:`ValidationReport` 
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,12 +39,14 @@ if TYPE_CHECKING:
 SCHEMA = "qkt.validate/1"
 STRATEGY_SUFFIXES = (".qkt",)
 PORTFOLIO_SUFFIXES = (".yaml", ".yml")
+CONFIG_NAME = "qkt.config.yaml"  # as qkt.config.CONFIG_NAME, without importing the package
+Kind = Literal["strategy", "portfolio", "config"]
 
 
 @dataclass
 class FileReport:
     path: str
-    kind: Literal["strategy", "portfolio"]
+    kind: Kind
     name: str | None = None
     as_name: str | None = None
     strict: bool = False
@@ -127,31 +131,67 @@ class ValidationReport:
 
 def looks_like_portfolio(path: Path) -> bool:
     """Cheap sniff for directory scans: a YAML mapping with a ``strategies`` key at the top."""
-    try:
-        with path.open(encoding="utf-8") as fh:
-            head = fh.read(65536)
-    except (OSError, UnicodeDecodeError):
-        return False
-    return re.search(r"^strategies\s*:", head, re.MULTILINE) is not None
+    return _sniff(path, str(path)) == "portfolio"
 
 
-def collect_files(paths: Iterable[Path]) -> tuple[list[tuple[Path, str]], list[Diagnostic]]:
-    """Expand PATHs into (file, kind) pairs; directories are searched for strategies and portfolios."""
-    found: list[tuple[Path, str]] = []
+def _sniff(path: Path, shown: str) -> Kind | Diagnostic | None:
+    """A YAML file found in a directory: a portfolio, something else (None), or why it cannot
+    be read (it might be a portfolio: not checking it must not pass for success)."""
+    from qkt.textfile import read_bytes
+
+    head = read_bytes(path, shown, limit=65536, head=True)
+    if isinstance(head, Diagnostic):
+        return head
+    text = head.decode("utf-8", errors="replace")
+    return "portfolio" if re.search(r"^strategies\s*:", text, re.MULTILINE) else None
+
+
+def kind_of_path(path: Path) -> Kind:
+    """What a file named on the command line is checked as."""
+    if path.name == CONFIG_NAME:
+        return "config"
+    return "portfolio" if path.suffix in PORTFOLIO_SUFFIXES else "strategy"
+
+
+def collect_files(paths: Iterable[Path]) -> tuple[list[tuple[Path, Kind]], list[Diagnostic]]:
+    """Expand PATHs into (file, kind) pairs; directories are searched for strategies, portfolios
+    and configuration files.
+
+    A PATH that does not exist, cannot be read, or is a directory holding nothing to check is an
+    error naming it, and so is every file or directory under a PATH that cannot be read.
+    """
+    from qkt.textfile import os_reason
+
+    found: list[tuple[Path, Kind]] = []
     diags: list[Diagnostic] = []
     for path in paths:
-        if path.is_dir():
-            for child in sorted(p for p in path.rglob("*") if p.is_file()):
-                if child.suffix in STRATEGY_SUFFIXES:
-                    found.append((child, "strategy"))
-                elif child.suffix in PORTFOLIO_SUFFIXES and looks_like_portfolio(child):
-                    found.append((child, "portfolio"))
-        elif path.suffix in PORTFOLIO_SUFFIXES:
-            found.append((path, "portfolio"))
-        elif path.exists():
-            found.append((path, "strategy"))
-        else:
-            diags.append(error("path-not-found", f"{path}: no such file or directory"))
+        try:
+            is_dir = path.is_dir()
+            if not is_dir:
+                path.stat()
+        except OSError as exc:
+            missing = exc.errno in (errno.ENOENT, errno.ENOTDIR)
+            diags.append(
+                error("path-not-found", "no such file or directory", path=str(path))
+                if missing and not path.is_symlink()
+                else error("file-unreadable", f"cannot read: {os_reason(exc)}", path=str(path))
+            )
+            continue
+        if not is_dir:
+            found.append((path, kind_of_path(path)))
+            continue
+        inside, problems = _scan(path)
+        found.extend(inside)
+        diags.extend(problems)
+        if not inside and not problems:
+            diags.append(
+                error(
+                    "nothing-to-check",
+                    "this directory holds no .qkt strategy, portfolio or qkt.config.yaml",
+                    path=str(path),
+                    hint="a portfolio is a .yaml file with `strategies:`",
+                )
+            )
     seen: set[Path] = set()
     unique = []
     for p, kind in found:
@@ -160,6 +200,69 @@ def collect_files(paths: Iterable[Path]) -> tuple[list[tuple[Path, str]], list[D
             seen.add(key)
             unique.append((p, kind))
     return unique, diags
+
+
+def _scan(root: Path) -> tuple[list[tuple[Path, Kind]], list[Diagnostic]]:
+    """Every file to check under ``root`` (symlinks followed, each directory once), in path
+    order, and a diagnostic for each directory or candidate file that cannot be read."""
+    from qkt.textfile import os_reason
+
+    found: list[tuple[Path, Kind]] = []
+    diags: list[Diagnostic] = []
+    visited: set[tuple[int, int]] = set()
+    pending = [root]
+    while pending:
+        directory = pending.pop()
+        try:
+            info = directory.stat()
+            if (info.st_dev, info.st_ino) in visited:
+                continue  # a symlink loop, or a directory reached twice
+            visited.add((info.st_dev, info.st_ino))
+            with os.scandir(directory) as entries:
+                names = [(entry.name, _is_dir(entry)) for entry in entries]
+        except OSError as exc:
+            diags.append(
+                error("file-unreadable", f"cannot read: {os_reason(exc)}", path=str(directory))
+            )
+            continue
+        for name, is_dir in names:
+            child = directory / name
+            if is_dir:
+                pending.append(child)
+            elif name == CONFIG_NAME:
+                found.append((child, "config"))
+            elif child.suffix in STRATEGY_SUFFIXES:
+                found.append((child, "strategy"))
+            elif child.suffix in PORTFOLIO_SUFFIXES:
+                sniffed = _sniff(child, str(child))
+                if isinstance(sniffed, Diagnostic):
+                    diags.append(sniffed)
+                elif sniffed is not None:
+                    found.append((child, sniffed))
+    found.sort(key=lambda item: item[0])
+    diags.sort(key=lambda d: d.path or "")
+    return found, diags
+
+
+def _why_unreadable(path: Path) -> str | None:
+    """None when ``path`` is a file qkt reads; "" when there is nothing there; else why not."""
+    from qkt.textfile import check
+
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return ""
+    except OSError:
+        pass
+    problem = check(path, str(path))
+    return None if problem is None else problem.message.removeprefix("cannot read: ")
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 class Validator:
@@ -270,13 +373,23 @@ class Validator:
         from qkt.dsl import parse_strategy_file
         from qkt.portfolio import NAME_PATTERN, bind_params, default_as_name
 
-        if not entry.path.is_file():
+        why = _why_unreadable(entry.path)
+        if why is not None:
+            problem = entry.missing_file_diagnostic()
+            if why:
+                problem = error(
+                    "strategy-unreadable",
+                    f"strategy file `{entry.file}` cannot be read: {why}",
+                    path=entry.source,
+                    line=entry.line,
+                    column=entry.column,
+                )
             return FileReport(
                 str(entry.path),
                 "strategy",
                 as_name=entry.as_name,
                 strict=strict,
-                diagnostics=[entry.missing_file_diagnostic()],
+                diagnostics=[problem],
             )
         parsed = parse_strategy_file(entry.path)
         params: Mapping[str, Any] = {}
@@ -320,10 +433,66 @@ class Validator:
         files, diags = collect_files(paths)
         report.diagnostics.extend(diags)
         for path, kind in files:
-            report.files.append(
-                self.portfolio(path) if kind == "portfolio" else self.strategy(path)
-            )
+            if kind == "config":
+                report.files.append(config_report(path, self.env, self.strict_flag, self.config))
+            elif kind == "portfolio":
+                report.files.append(self.portfolio(path))
+            else:
+                report.files.append(self.strategy(path))
+        _report_once(report)
         return report
+
+
+def config_report(
+    path: Path,
+    env: Mapping[str, str],
+    strict_flag: bool | None,
+    active: ResolvedConfig | None = None,
+) -> FileReport:
+    """A configuration file given as a PATH, validated as a configuration (``kind: config``):
+    its errors, and its warnings (errors when strict). ``active`` is the loaded configuration,
+    reused when ``path`` is that file."""
+    from qkt.config import load_config
+    from qkt.errors import ConfigError
+    from qkt.textfile import check
+
+    report = FileReport(str(path), "config")
+    if active is not None and active.path is not None and _same_file(active.path, path):
+        config = active
+    else:
+        refused = check(path, str(path))  # a FIFO, a device, too large: before anything reads
+        if refused is not None:
+            report.diagnostics = [refused]
+            return report
+        try:
+            config = load_config(path, env=env)
+        except ConfigError as exc:
+            report.diagnostics = sorted(exc.diagnostics, key=sort_key)
+            return report
+    try:
+        strict = resolve_strict(
+            strict_flag, env, config.strict_brokers, config.strict_brokers_source
+        ).on
+    except ConfigError:  # a bad $QKT_STRICT_BROKERS: reported once, for the whole run
+        strict = bool(strict_flag)
+    report.strict = strict
+    report.diagnostics = sorted(apply_strict(config.diagnostics, strict), key=sort_key)
+    return report
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _report_once(report: ValidationReport) -> None:
+    """A problem a config file's own report shows (the loaded config given as a PATH) is not
+    repeated among the run's diagnostics."""
+    shown = {d for f in report.files if f.kind == "config" for d in f.diagnostics}
+    if shown:
+        report.diagnostics = [d for d in report.diagnostics if d not in shown]
 
 
 def name_checks(what: str, name: str, where: Mapping[str, Any]) -> list[Diagnostic]:
@@ -351,7 +520,21 @@ def _as_plan(report: FileReport) -> RoutePlan:
     return RoutePlan(report.name or "", tuple(report.routes), (), report.strict)
 
 
-def failed_config_report(diags: Sequence[Diagnostic], strict_flag: bool | None) -> ValidationReport:
-    """The report when the configuration itself does not load: nothing else can be checked."""
+def failed_config_report(
+    diags: Sequence[Diagnostic],
+    strict_flag: bool | None,
+    paths: Iterable[Path] = (),
+    env: Mapping[str, str] | None = None,
+) -> ValidationReport:
+    """The report when the configuration itself does not load: strategies and portfolios
+    cannot be checked, but PATHs that are configuration files are (and missing, unreadable or
+    empty PATHs are still errors)."""
     mode = StrictMode(bool(strict_flag), "--strict-brokers" if strict_flag else "default")
-    return ValidationReport(mode, None, diagnostics=list(diags))
+    report = ValidationReport(mode, None, diagnostics=list(diags))
+    files, problems = collect_files(paths)
+    report.diagnostics.extend(problems)
+    for path, kind in files:
+        if kind == "config":
+            report.files.append(config_report(path, env or {}, strict_flag))
+    _report_once(report)
+    return report
