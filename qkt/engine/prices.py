@@ -41,5 +41,8 @@ class PriceTracker:
 
 
 def to_decimal(value: float) -> Decimal:
-    """The shortest decimal that round-trips the float: 1.08123 stays 1.08123."""
-    return Decimal(repr(value))
+    """The decimal a float stands for: 1.08123 stays 1.08123, and the noise of binary arithmetic
+    goes (``0.1 * 3`` is 0.3, not 0.30000000000000004). Fifteen significant digits, what a double
+    holds exactly, so every number written with at most fifteen comes back as written."""
+    text = repr(value)  # short for every float that came from a decimal (the common case)
+    return Decimal(text if len(text) <= 16 else format(value, ".15g"))

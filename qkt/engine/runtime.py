@@ -28,6 +28,7 @@ from qkt.engine.intents import (
     Rule,
     StreamState,
 )
+from qkt.engine.prices import to_decimal
 
 Value = float | bool | str | None
 Fn = Callable[[], Value]
@@ -248,7 +249,7 @@ class Runtime:
             v = fn()
             if v is None or isinstance(v, bool | str):
                 return None
-            return Decimal(repr(v))
+            return to_decimal(v)  # 0.1 * 3 is 0.3: no float noise reaches an order
 
         return value
 
