@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -214,8 +215,13 @@ def test_text_that_is_not_utf8_names_its_line(write: Writer, tmp_path: Path) -> 
 
 
 def test_an_unreadable_path_is_one_diagnostic(tmp_path: Path) -> None:
+    (diag,) = check_replay(tmp_path / "missing.csv").diagnostics
+    assert (
+        diag.format()
+        == f"{tmp_path / 'missing.csv'}: error[replay-unreadable]: cannot read: No such file or directory"
+    )
     (diag,) = check_replay(tmp_path).diagnostics
-    assert diag.code == "replay-unreadable" and diag.path == str(tmp_path)
+    assert diag.format() == f"{tmp_path}: error[replay-not-a-file]: a directory, not a file"
 
 
 def test_the_check_streams_in_constant_memory(tmp_path: Path) -> None:
@@ -241,3 +247,17 @@ def test_the_reader_refuses_what_the_check_refuses(write: Writer) -> None:
     with pytest.raises(ReplayError) as caught:
         list(ReplaySource(path))
     assert [d.code for d in caught.value.diagnostics] == ["replay-number"]
+
+
+@pytest.mark.timeout(20)
+def test_a_pipe_or_device_is_refused_without_reading_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "live.csv"
+    os.mkfifo(fifo)  # opening it would wait for a writer
+    for path in (fifo, Path("/dev/zero")):
+        (diag,) = check_replay(path).diagnostics
+        assert diag.format() == (
+            f"{path}: error[replay-not-a-file]: not a regular file: a replay is read twice "
+            "(checked, then replayed), so write it to a file first"
+        )
+        with pytest.raises(ReplayError):
+            ReplaySource(path)

@@ -32,6 +32,7 @@ from qkt.feeds.replaycheck import (
     ReplayError,
     ReplayReport,
     check_replay,
+    not_a_file,
     parse_time,
     read_layout,
 )
@@ -67,6 +68,9 @@ class ReplaySource:
         self.speed = speed
         self.report: ReplayReport | None = None
         try:
+            refused = not_a_file(path)
+            if refused is not None:
+                raise ReplayError(refused)
             with path.open(newline="", encoding="utf-8-sig") as fh:
                 header = next(csv.reader(fh), [])
         except (UnicodeDecodeError, csv.Error) as exc:  # the check names the line

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -119,6 +120,9 @@ def check_replay(
     shown = str(path)
     check = _Check(shown, _symbols(symbols), max_errors)
     try:
+        refused = not_a_file(Path(path))
+        if refused is not None:
+            return _failed(shown, refused)
         with Path(path).open(newline="", encoding="utf-8-sig") as fh:
             return check.run(fh)
     except OSError as exc:
@@ -140,6 +144,21 @@ def check_replay_text(
     """Check replay rows held in memory; diagnostics name ``name``."""
     rows = io.StringIO(text.removeprefix("\ufeff"), "")
     return _Check(name, _symbols(symbols), max_errors).run(rows)
+
+
+def not_a_file(path: Path) -> Diagnostic | None:
+    """A pipe, a device or a directory cannot be a replay (it is read twice: checked, then
+    replayed; a FIFO would block the open). Raises OSError when the path cannot be looked at."""
+    mode = path.stat().st_mode
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return error("replay-not-a-file", "a directory, not a file", path=str(path))
+    message = (
+        "not a regular file: a replay is read twice (checked, then replayed), "
+        "so write it to a file first"
+    )
+    return error("replay-not-a-file", message, path=str(path))
 
 
 def read_layout(header: list[str], shown: str) -> tuple[Layout | None, list[Diagnostic]]:

@@ -3,6 +3,7 @@ file with a mistake anywhere in it."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,13 @@ def test_replay_rows_feed_only_their_symbol(qkt: Runner, write: Writer, tmp_path
     assert with_symbol.code == without.code == 0
     assert with_symbol.out == without.out
     assert with_symbol.err == without.err == ""
+
+
+@pytest.mark.timeout(30)
+def test_a_replay_that_is_a_pipe_is_refused_without_waiting(qkt: Runner, tmp_path: Path) -> None:
+    fifo = tmp_path / "quotes.csv"
+    os.mkfifo(fifo)
+    result = qkt("run", MOMENTUM, "--replay", str(fifo), "--paper")
+    assert result.code == 1
+    assert result.out == ""
+    assert result.err.startswith(f"{fifo}: error[replay-not-a-file]: not a regular file")
