@@ -217,7 +217,6 @@ def test_an_error_is_reported_once_where_it_was_written(fail: Failer) -> None:
     assert fail(broken) == [("missing-field", 2), ("missing-field", 2)]
 
 
-
 def test_a_deviation_the_gateway_refuses_is_a_config_error(raises: Raiser) -> None:
     (d,) = raises("brokers:\n  exness:\n    deviation_points: 5000\n")
     assert (d.line, d.column) == (3, 5) and "from 0 to 1000" in d.message
