@@ -11,7 +11,7 @@ import pytest
 
 from qkt.diagnostics import Diagnostic
 from qkt.feeds.replay import ReplayError, ReplaySource
-from qkt.feeds.replaycheck import MAX_LINE, check_replay
+from qkt.feeds.replaycheck import MAX_LINE, check_replay, check_replay_text
 from tests.conftest import Writer
 
 BARS = "time,open,high,low,close,volume\n"
@@ -261,3 +261,23 @@ def test_a_pipe_or_device_is_refused_without_reading_it(tmp_path: Path) -> None:
         )
         with pytest.raises(ReplayError):
             ReplaySource(path)
+
+
+def test_a_stream_no_row_is_for_is_a_warning(write: Writer) -> None:
+    header = "time,open,high,low,close,volume,symbol\n"
+    path = write("markets.csv", f"{header}{T0},1,1,1,1,1,EURUSD\n")
+    report = check_replay(path, ["EURUSD", "XAUUSD"])
+    assert report.ok
+    assert lines_of(report.diagnostics) == [
+        f"{path}: warning[replay-unfed]: no row is for XAUUSD: its streams get no data"
+    ]
+
+
+def test_rows_held_in_memory_are_checked_alike() -> None:
+    text = f"\ufeff{BARS}{T0},1,2,0.5,1.5,10\n{T1},1,1,1,nan,1\n"
+    report = check_replay_text(text, "deployed.csv")
+    assert lines_of(report.diagnostics) == [
+        "deployed.csv:3:28: error[replay-number]: close nan is not finite"
+    ]
+    with pytest.raises(ReplayError):
+        report.raise_for_errors()
