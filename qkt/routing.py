@@ -25,6 +25,8 @@ GATEWAY_MAX_ORDER_VOLUME = Decimal(100)
 _TRUTHY = frozenset({"1", "true", "yes", "on"})
 _FALSY = frozenset({"0", "false", "no", "off"})
 STRICT_ENV = "QKT_STRICT_BROKERS"
+UNDECIDED = "undecided"
+"""The source of a strictness nothing decided: the configuration or the environment is wrong."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,8 @@ def summarize_strict(
 
     if len(groups) == 1:
         (mode,) = groups
+        if mode.source == UNDECIDED:
+            return StrictSummary(False, UNDECIDED, "undecided (see the errors)")
         return StrictSummary(mode.on, mode.source, f"{word(mode)} ({mode.source})")
     texts, sources = [], []
     for mode, paths in groups.items():

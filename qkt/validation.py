@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from qkt.diagnostics import Diagnostic, apply_strict, error, has_errors, sort_key
 from qkt.routing import (
+    UNDECIDED,
     OrderSize,
     Route,
     RoutePlan,
@@ -529,7 +530,10 @@ def failed_config_report(
     """The report when the configuration itself does not load: strategies and portfolios
     cannot be checked, but PATHs that are configuration files are (and missing, unreadable or
     empty PATHs are still errors)."""
-    mode = StrictMode(bool(strict_flag), "--strict-brokers" if strict_flag else "default")
+    if strict_flag is None:  # what would decide (env, config) is what failed: nothing decided
+        mode = StrictMode(False, UNDECIDED)
+    else:
+        mode = StrictMode(strict_flag, "--strict-brokers" if strict_flag else "--no-strict-brokers")
     report = ValidationReport(mode, None, diagnostics=list(diags))
     files, problems = collect_files(paths)
     report.diagnostics.extend(problems)

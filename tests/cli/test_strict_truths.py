@@ -108,3 +108,14 @@ def test_run_says_what_decided_strict_mode(qkt: Runner, write: Writer) -> None:
     env_on = qkt("run", str(path), "--replay", str(bars), env={"QKT_STRICT_BROKERS": "yes"})
     assert env_on.code == 0, env_on.err
     assert env_on.out.splitlines()[-1].endswith("; strict brokers: on (env:QKT_STRICT_BROKERS)")
+
+
+def test_when_nothing_could_decide_the_summary_says_so(qkt: Runner, write: Writer) -> None:
+    path = write("plain.qkt", PLAIN)
+    result = qkt("validate", str(path), env={"QKT_STRICT_BROKERS": "maybe"})
+    assert result.out.splitlines()[-1].endswith("strict brokers: undecided (see the errors)")
+    write("qkt.config.yaml", "brokers:\n  exness:\n    magic: x\n")
+    broken = qkt("validate", str(path), "--format", "json")
+    assert (broken.json()["strict"], broken.json()["strict_source"]) == (False, "undecided")
+    flagged = qkt("validate", str(path), "--no-strict-brokers")
+    assert flagged.out.splitlines()[-1].endswith("strict brokers: off (--no-strict-brokers)")
