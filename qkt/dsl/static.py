@@ -100,6 +100,8 @@ def fold(
         return exc.found
     except ArithmeticError:  # a NaN PARAM given by a caller that did not check it
         return Undefined(expr, "cannot be computed")
+    except RecursionError:  # long constant LETs through many others: known when it runs
+        return None
     if value is not None and not value.is_finite():
         return Undefined(expr, "cannot be computed")
     return value

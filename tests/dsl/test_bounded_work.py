@@ -114,3 +114,14 @@ def test_nesting_10000_deep_is_one_positioned_too_deep_error(opening: str, closi
     found = [(d.code, d.path, d.line) for d in parsed.diagnostics]
     assert found[0] == ("too-deep", "t.qkt", 4)
     assert all(d.column is not None for d in parsed.diagnostics)
+
+
+def test_long_constant_lets_used_as_a_size_are_not_too_deep() -> None:
+    # 16 LETs of 190 operators each: folding the size must not run out of stack.
+    lets = ["LET p0 = 1"] + [f"LET p{i} = p{i - 1}" + " + 0" * 190 for i in range(1, 17)]
+    text = HEAD + "\n".join(lets) + "\nRULES\nWHEN e > 0 THEN BUY e SIZING p16\n"
+    parsed = parse_strategy(text, "t.qkt")
+    assert [d.format() for d in parsed.diagnostics] == []
+    rt = compiled(text)
+    (order,) = rt.on_bar("e", bar(1.0))
+    assert isinstance(order, OrderIntent) and order.sizing_value == 1
