@@ -204,8 +204,9 @@ def collect_files(paths: Iterable[Path]) -> tuple[list[tuple[Path, Kind]], list[
 
 
 def _scan(root: Path) -> tuple[list[tuple[Path, Kind]], list[Diagnostic]]:
-    """Every file to check under ``root`` (symlinks followed, each directory once), in path
-    order, and a diagnostic for each directory or candidate file that cannot be read."""
+    """Every file to check under ``root`` (symlinked directories are not entered, so the scan
+    stays inside it), in path order, and a diagnostic for each directory or candidate file that
+    cannot be read."""
     from qkt.textfile import os_reason
 
     found: list[tuple[Path, Kind]] = []
@@ -261,7 +262,7 @@ def _why_unreadable(path: Path) -> str | None:
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
     try:
-        return entry.is_dir()
+        return entry.is_dir(follow_symlinks=False)
     except OSError:
         return False
 

@@ -310,3 +310,12 @@ def test_an_empty_directory_fails_a_real_process(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "empty: error[nothing-to-check]" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_a_directory_scan_stays_inside_its_path(qkt: Runner, write: Writer) -> None:
+    write("outside/other.qkt", SEED.replace("momentum", "other"))
+    book = write("repo/book/momentum.qkt", SEED).parent
+    (book / "up").symlink_to("../..")  # a loop back above the PATH
+    result = qkt("validate", "repo", "--format", "json")
+    assert result.code == 0, result.out
+    assert [f["path"] for f in result.json()["files"]] == ["repo/book/momentum.qkt"]
