@@ -63,6 +63,9 @@ class OrderRequest:
     # so a venue can put them at the same distance from its own quote at send time.
     stop_rule: tuple[str, Decimal] | None = None
     take_rule: tuple[str, Decimal] | None = None
+    # The money the order was sized for (SIZING N USD / N PCT OF ...), None for a quantity: a venue
+    # whose lots hold a contract size sizes the order itself at its own price.
+    notional: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

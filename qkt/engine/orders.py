@@ -90,6 +90,7 @@ class OrderManager:
             take,
             stop_rule=intent.stop_loss,
             take_rule=intent.take_profit,
+            notional=None if intent.sizing_kind == "qty" else qty * entry,
         )
 
     def close(self, intent: CloseIntent, streams: dict[str, StreamState]) -> list[OrderRequest]:

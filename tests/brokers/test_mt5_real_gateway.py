@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -344,4 +345,23 @@ async def test_an_answer_that_never_comes_is_settled_at_the_venue(
     faults(sim, answer_after_ms=1500)  # placed at once; the answer comes long after the timeout
     await send(b, order("buy", "0.1", "s-000001"))
     assert fills(events) == [("s-000001", "buy", Decimal("0.1"), "market")]  # found by its deal
+    assert len(sim.state.received) == 1
+
+
+async def test_an_order_sized_in_money_is_sized_in_the_venues_lots(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    """EURUSDm lots hold 100,000 EUR: 10,000 USD at 1.0851 is 0.09 lots (rounded down to the
+    step), not 9,215 "units"; a notional too small for one minimum lot is refused unsent."""
+    quote(sim, "1.08500", "1.08510")
+    b, events = await broker(sim, tmp_path)
+    sized = replace(order("buy", "9215.74", "s-000001"), notional=Decimal(10000))
+    await send(b, sized)
+    announced = next(e for e in events if isinstance(e, OrderRequest))
+    assert announced.qty == Decimal("0.09")
+    assert sim.state.received[-1]["body"]["volume"] == 0.09
+    assert fills(events)[-1][:3] == ("s-000001", "buy", Decimal("0.09"))
+    tiny = replace(order("buy", "0.9", "s-000002"), notional=Decimal(1))
+    await send(b, tiny)
+    assert "below the minimum volume 0.01" in events[-1].reason
     assert len(sim.state.received) == 1

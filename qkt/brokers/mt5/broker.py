@@ -35,7 +35,7 @@ import contextlib
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from qkt.brokers.mt5.book import Stake, TicketBook
@@ -389,12 +389,28 @@ class MT5Broker:
             return self._reject(
                 request, f"cannot read {symbol} from the gateway: {exc.diagnostics[0].message}"
             )
+        entry: Decimal | None = None
+        legs = request.stop_loss is not None or request.take_profit is not None
+        if request.notional is not None or legs:
+            try:
+                quote = await self.client.quote(symbol)
+            except GatewayError as exc:
+                why = exc.diagnostics[0].message
+                return self._reject(request, f"{symbol}: cannot read the venue's quote ({why})")
+            entry = (quote.ask if request.side == "buy" else quote.bid).quantize(
+                Decimal(1).scaleb(-info.digits)
+            )
+        if request.notional is not None and entry is not None:
+            request, problem = _lots(request, entry, info)
+            if problem:
+                return self._reject(request, f"{symbol}: {problem}; not sent")
         problem = volume_problem(request.qty, info, self._gateway_max(request, symbol))
         if problem:
             return self._reject(request, f"{symbol}: {problem}")
-        request, problem = await self._wire_stops(symbol, request, info)
-        if problem:
-            return self._reject(request, f"{symbol}: {problem}; not sent")
+        if entry is not None:
+            request, problem = _wire_stops(request, entry, info)
+            if problem:
+                return self._reject(request, f"{symbol}: {problem}; not sent")
         tag = order_tag(request.strategy, request.client_id)
         qty = request.qty
         if request.reduce_only:
@@ -413,35 +429,6 @@ class MT5Broker:
             if opposite:
                 return await self._reduce(symbol, request, tag, info, opposite)
         return await self._place(symbol, replace(request, qty=qty), tag, qty)
-
-    async def _wire_stops(
-        self, symbol: str, request: OrderRequest, info: SymbolInfo
-    ) -> tuple[OrderRequest, str | None]:
-        """The order with its stops as they go on the wire, or why they cannot: placed at the
-        strategy's distance from the venue's quote now (the session may have priced the order
-        on a replay or an older quote), rounded to the symbol's digits, and on the right side of
-        the expected fill (ask for a buy, bid for a sell) by at least the symbol's stops level."""
-        if request.stop_loss is None and request.take_profit is None:
-            return request, None
-        try:
-            quote = await self.client.quote(symbol)
-        except GatewayError as exc:
-            return (
-                request,
-                f"cannot read the quote to place the stops ({exc.diagnostics[0].message})",
-            )
-        entry = (quote.ask if request.side == "buy" else quote.bid).quantize(
-            Decimal(1).scaleb(-info.digits)
-        )
-        sl, tp = request.stop_loss, request.take_profit
-        if request.stop_rule is not None or request.take_rule is not None:
-            moved = bracket_prices(request.side, entry, request.stop_rule, request.take_rule)
-            sl = moved[0] if request.stop_rule is not None else sl
-            tp = moved[1] if request.take_rule is not None else tp
-        wired = replace(
-            request, stop_loss=to_digits(sl, info.digits), take_profit=to_digits(tp, info.digits)
-        )
-        return wired, stops_problem(wired, entry, info)
 
     async def _place(
         self, symbol: str, request: OrderRequest, tag: str, qty: Decimal, *, accepted: bool = False
@@ -842,3 +829,40 @@ class MT5Broker:
 def _side(request: OrderRequest) -> int:
     """MT5's position type of the request's side: 0 buy, 1 sell."""
     return 0 if request.side == "buy" else 1
+
+
+def _wire_stops(
+    request: OrderRequest, entry: Decimal, info: SymbolInfo
+) -> tuple[OrderRequest, str | None]:
+    """The order with its stops as they go on the wire, or why they cannot: placed at the
+    strategy's distance from the venue's quote now, ``entry`` (the session may have priced the
+    order on a replay or an older quote), rounded to the symbol's digits, and on the right side of
+    the expected fill (ask for a buy, bid for a sell) by at least the symbol's stops level."""
+    sl, tp = request.stop_loss, request.take_profit
+    if request.stop_rule is not None or request.take_rule is not None:
+        moved = bracket_prices(request.side, entry, request.stop_rule, request.take_rule)
+        sl = moved[0] if request.stop_rule is not None else sl
+        tp = moved[1] if request.take_rule is not None else tp
+    wired = replace(
+        request, stop_loss=to_digits(sl, info.digits), take_profit=to_digits(tp, info.digits)
+    )
+    return wired, stops_problem(wired, entry, info)
+
+
+def _lots(
+    request: OrderRequest, entry: Decimal, info: SymbolInfo
+) -> tuple[OrderRequest, str | None]:
+    """An order sized in money (``SIZING N USD``, ``N PCT OF EQUITY``) in the venue's lots: the
+    notional over the price of one lot (the venue's price times its contract size), rounded down
+    to the volume step, never up."""
+    assert request.notional is not None
+    size = info.trade_contract_size if info.trade_contract_size > 0 else Decimal(1)
+    step = info.volume_step if info.volume_step > 0 else Decimal("0.00000001")
+    lots = (request.notional / (entry * size) / step).to_integral_value(ROUND_DOWN) * step
+    if lots < info.volume_min or lots <= 0:
+        return request, (
+            f"a notional of {request.notional:.2f} buys {request.notional / (entry * size):.8f} "
+            f"lots at {entry} (contract size {size:f}), below the minimum volume "
+            f"{info.volume_min}"
+        )
+    return replace(request, qty=lots), None
