@@ -281,3 +281,11 @@ def test_rows_held_in_memory_are_checked_alike() -> None:
     ]
     with pytest.raises(ReplayError):
         report.raise_for_errors()
+
+
+def test_two_ticks_in_one_millisecond_are_market_data_not_a_mistake(write: Writer) -> None:
+    path = write(
+        "ticks.csv",
+        "time,bid,ask\n1772409600000,1.1,1.2\n1772409600000,1.1,1.3\n1772409600001,1.1,1.2\n",
+    )
+    assert list(check_replay(path, ["EURUSD"]).diagnostics) == []

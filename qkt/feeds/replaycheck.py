@@ -397,7 +397,9 @@ class _Check:
                             break
                         seen[symbol] = _Seen(moment, line)
                     else:
-                        if moment == state.last:
+                        # Two bars of one time are one bar twice; two ticks in the same
+                        # millisecond are ordinary market data.
+                        if moment == state.last and layout.kind == "bars":
                             whose = (
                                 "times must increase"
                                 if si is None
