@@ -93,12 +93,14 @@ def _check_env_config(named: str | None) -> None:
 
 
 def _register() -> None:
-    from cli import brokers, config_cmd, run, sim, validate
+    from cli import brokers, config_cmd, daemon, lifecycle, run, sim, validate
 
     validate.register(app)
     run.register(app)
+    lifecycle.register(app)
     app.add_typer(brokers.app, name="brokers")
     app.add_typer(config_cmd.app, name="config")
+    app.add_typer(daemon.app, name="daemon")
     app.add_typer(sim.app, name="sim")
 
 
