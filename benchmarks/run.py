@@ -8,6 +8,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-for script in ("validate_cold.py", "throughput.py", "engine.py", "replay_check.py", "dispatch.py"):
+SCRIPTS = (
+    "validate_cold.py",
+    "daemon_cli.py",
+    "throughput.py",
+    "engine.py",
+    "replay_check.py",
+    "dispatch.py",
+)
+for script in SCRIPTS:
     print(f"== {script}", flush=True)
     subprocess.run([sys.executable, str(HERE / script)], check=True)
