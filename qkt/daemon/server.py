@@ -42,8 +42,8 @@ from loguru import logger
 
 from qkt import __version__
 from qkt.daemon import logs
+from qkt.daemon.host import Host
 from qkt.daemon.hostapi import DaemonContext, HostLike
-from qkt.daemon.hostapi import EmptyHost as Host  # the deployments: qkt.daemon.host.Host
 from qkt.daemon.statedir import StateDir, StateDirError
 from qkt.diagnostics import error
 
@@ -206,7 +206,7 @@ def _remove_socket(path: Path, inode: int) -> None:
 def _announce(config: ResolvedConfig, state: StateDir, strict: bool) -> None:
     source = str(config.path.absolute()) if config.path is not None else "built-in profiles only"
     logger.info(
-        f"qkt {__version__} daemon starting (PID {os.getpid()}, Python "
+        f"qkt {__version__} starting (PID {os.getpid()}, Python "
         f"{sys.version_info.major}.{sys.version_info.minor}): state dir {state.path}, "
         f"config {source}, strict brokers: {_strictness(config, strict)}"
     )
