@@ -10,12 +10,16 @@ Routes (JSON bodies are the pydantic models of :mod:`qkt.daemon.models`)::
     POST /v1/deployments/{name}/stop         StopIn (an empty body: no flatten) -> qkt.deployments/1
     GET  /v1/deployments/{name}/logs         ?n=50&follow=0|1 -> text lines (follow: streamed)
 
-``{name}`` is ``momentum`` or ``fx-book/eur-momentum`` (a portfolio's child) or ``fx-book`` (the
-portfolio: all of its children). Every error is ``{"error": {"code", "message", "diagnostics"}}``
-with a 4xx/5xx status: a malformed body or query 422 (each pydantic error a diagnostic naming its
-field), an unknown name 404 with a "did you mean", an unknown route 404, a wrong method 405, a
-host's refusal its :attr:`~qkt.daemon.hostapi.HostError.status`, a bug 500 (logged with its
-traceback, answered with one line).
+``{name}`` is ``momentum``, ``fx-book/eur-momentum`` (a portfolio's child) or ``fx-book`` (the
+portfolio: all of its children). Its ``/`` may be sent as ``%2F``, and the client always does: the
+path is split on its literal slashes before it is decoded, so ``fx-book%2Flogs`` is the status of a
+child named ``logs`` while ``fx-book/logs`` is the portfolio's log.
+
+Every error is ``{"error": {"code", "message", "diagnostics"}}`` with a 4xx/5xx status: a
+malformed body or query 422 (each pydantic error a diagnostic naming its field), an unknown name
+404 with a "did you mean", an unknown route 404, a wrong method 405, a host's refusal its
+:attr:`~qkt.daemon.hostapi.HostError.status`, a bug 500 (logged with its traceback, answered with
+one line).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
+from urllib.parse import unquote
 
 from loguru import logger
 from pydantic import BaseModel, ValidationError
@@ -51,6 +56,7 @@ from qkt.daemon.records import DEPLOYMENT_STATES, NameInUseError
 from qkt.diagnostics import Diagnostic, error
 from qkt.errors import QktError
 
+DEPLOYMENTS = "/v1/deployments/"
 MAX_BODY = 256 * 1024 * 1024
 """The largest request body (a deploy carries its replay's CSV text)."""
 
@@ -83,9 +89,7 @@ def create_app(
         Route("/v1/daemon/stop", _handled(api.stop_daemon), methods=["POST"]),
         Route("/v1/deploy", _handled(api.deploy), methods=["POST"]),
         Route("/v1/deployments", _handled(api.deployments), methods=["GET"]),
-        Route("/v1/deployments/{name:path}/stop", _handled(api.stop), methods=["POST"]),
-        Route("/v1/deployments/{name:path}/logs", _handled(api.logs), methods=["GET"]),
-        Route("/v1/deployments/{name:path}", _handled(api.status), methods=["GET"]),
+        Route(f"{DEPLOYMENTS}{{rest:path}}", _handled(api.deployment), methods=["GET", "POST"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
 
@@ -147,17 +151,23 @@ class _Api:
             details += [d for d in found if d.name == deployment.name]
         return _json(StatusListOut(deployments=details))
 
-    async def status(self, request: Request) -> Response:
-        return _json(self.host.status(request.path_params["name"]))
+    async def deployment(self, request: Request) -> Response:
+        """``{name}`` (GET: its status), ``{name}/logs`` (GET), ``{name}/stop`` (POST)."""
+        segments = _segments(request)
+        action = segments[-1] if len(segments) > 1 else None
+        if request.method == "POST":
+            if action != "stop":
+                raise _Refused(405, _not_allowed(request), [])
+            return await self.stop(request, "/".join(segments[:-1]))
+        if action == "logs":
+            return await self.logs(request, "/".join(segments[:-1]))
+        return _json(self.host.status("/".join(segments)))
 
-    async def stop(self, request: Request) -> Response:
+    async def stop(self, request: Request, name: str) -> Response:
         body = await _body(request, StopIn, empty_ok=True)
-        return _json(await self.host.stop(request.path_params["name"], body.flatten))
+        return _json(await self.host.stop(name, body.flatten))
 
-    async def logs(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        if "/" not in name and self._known(f"{name}/logs"):  # a portfolio's child named `logs`
-            return _json(self.host.status(f"{name}/logs"))
+    async def logs(self, request: Request, name: str) -> Response:
         n = _count(request)
         paths = [self.host.log_path(child) for child in self._children(name)]
         if not _flag(request, "follow"):
@@ -176,8 +186,14 @@ class _Api:
         children = [d.name for d in known if d.portfolio == name]
         return children or [name]
 
-    def _known(self, name: str) -> bool:
-        return any(d.name == name for d in self.host.deployments().deployments)
+
+def _segments(request: Request) -> list[str]:
+    """The path after ``/v1/deployments/``, split on its literal slashes, then each part decoded."""
+    raw = request.scope.get("raw_path")
+    if isinstance(raw, bytes) and raw.startswith(DEPLOYMENTS.encode()):
+        rest = raw[len(DEPLOYMENTS) :].decode("ascii", "replace")
+        return [unquote(part) for part in rest.split("/")]
+    return request.url.path[len(DEPLOYMENTS) :].split("/")
 
 
 async def _lines(source: AsyncIterator[str]) -> AsyncIterator[bytes]:
@@ -214,10 +230,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if status == 404:
         found = error("not-found", f"no such route: {route}", hint="routes start with /v1/")
     elif status == 405:
-        found = error("method-not-allowed", f"{route}: method not allowed")
+        found = _not_allowed(request)
     else:
         found = error("http", f"{route}: {getattr(exc, 'detail', 'refused')}")
     return _refusal(status, found)
+
+
+def _not_allowed(request: Request) -> Diagnostic:
+    return error("method-not-allowed", f"{request.method} {request.url.path}: method not allowed")
 
 
 async def _body(request: Request, model: type[Body], *, empty_ok: bool = False) -> Body:

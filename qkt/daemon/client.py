@@ -235,10 +235,11 @@ DEPLOYMENTS = "/v1/deployments"
 
 
 def deployment_path(name: str, *rest: str) -> str:
-    """``/v1/deployments/<name>[/rest]`` with the name quoted (its ``/`` kept)."""
+    """``/v1/deployments/<name>[/rest]``, the name's ``/`` sent as ``%2F`` (so a portfolio's child
+    named ``logs`` or ``stop`` is never read as an action of the portfolio)."""
     from urllib.parse import quote
 
-    return "/".join([DEPLOYMENTS, quote(name, safe="/"), *rest])
+    return "/".join([DEPLOYMENTS, quote(name, safe=""), *rest])
 
 
 _HTTPX: ModuleType | None = None

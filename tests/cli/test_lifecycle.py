@@ -16,7 +16,7 @@ import pytest
 from qkt.daemon.client import DaemonClient
 from qkt.daemon.statedir import StateDir
 from tests.cli.conftest import Runner
-from tests.daemon.served import FakeHost, Served, context_for, served
+from tests.daemon.served import FakeHost, Served, context_for, deployment, served
 
 
 @pytest.fixture
@@ -188,6 +188,21 @@ def test_logs_prints_the_last_lines(
         "2025-01-06T09:34:00.000Z INFO    momentum line 4\n"
         "2025-01-06T09:35:00.000Z INFO    momentum line 5\n"
     )
+
+
+def test_a_child_named_logs_is_not_mistaken_for_the_portfolios_log(
+    qkt: Runner, state_path: Path, daemon: tuple[Served, FakeHost]
+) -> None:
+    _, host = daemon
+    host.items["fx-book/logs"] = deployment("fx-book/logs", "fx-book")
+    (state_path / "logs" / "fx-book").mkdir(parents=True, exist_ok=True)
+    (state_path / "logs" / "fx-book" / "eur-momentum.log").write_text(
+        "2025-01-06T09:30:00.000Z INFO    fx-book/eur-momentum start\n"
+    )
+    status = qkt("--state-dir", str(state_path), "status", "fx-book/logs")
+    assert status.out.startswith("fx-book/logs: running since ")
+    logs = qkt("--state-dir", str(state_path), "logs", "fx-book")
+    assert logs.out == "2025-01-06T09:30:00.000Z INFO    fx-book/eur-momentum start\n"
 
 
 def test_follow_streams_new_lines_until_the_daemon_stops(

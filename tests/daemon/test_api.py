@@ -14,7 +14,7 @@ import pytest
 
 from qkt.daemon.api import create_app
 from qkt.daemon.hostapi import DaemonContext, EmptyHost, HostLike
-from tests.daemon.served import SINCE, FakeHost, context_for
+from tests.daemon.served import SINCE, FakeHost, context_for, deployment
 
 
 @pytest.fixture
@@ -29,6 +29,7 @@ class Api:
 
     def __init__(self, host: HostLike, context: DaemonContext) -> None:
         self.stops = 0
+        self.host = host
         self.app = create_app(host, context, stopping=asyncio.Event(), request_stop=self._stop)
         self.http = self
 
@@ -209,6 +210,28 @@ def test_logs_give_the_last_lines_and_merge_a_portfolio_in_time_order(
     merged = fake.http.get("/v1/deployments/fx-book/logs?n=3").text.splitlines()
     assert [line.split()[-1] for line in merged] == ["0.1", "gbp", "1.08512"]
     assert fake.http.get("/v1/deployments/momentum/logs").text == ""  # nothing logged yet
+
+
+def test_a_child_named_logs_or_stop_is_reached_by_its_encoded_name(
+    fake: Api, tmp_path: Path
+) -> None:
+    assert isinstance(fake.host, FakeHost)
+    for child in ("logs", "stop"):
+        fake.host.items[f"fx-book/{child}"] = deployment(f"fx-book/{child}", "fx-book")
+    (tmp_path / "logs" / "fx-book").mkdir(parents=True)
+    (tmp_path / "logs" / "fx-book" / "logs.log").write_text(
+        "2025-01-06T09:30:00.000Z INFO    fx-book/logs start\n"
+    )
+    status = fake.http.get("/v1/deployments/fx-book%2Flogs").json()
+    assert [d["name"] for d in status["deployments"]] == ["fx-book/logs"]
+    portfolio_log = fake.http.get("/v1/deployments/fx-book/logs")
+    assert portfolio_log.headers["content-type"].startswith("text/plain")
+    assert portfolio_log.text == "2025-01-06T09:30:00.000Z INFO    fx-book/logs start\n"
+    child_log = fake.http.get("/v1/deployments/fx-book%2Flogs/logs")
+    assert child_log.text == portfolio_log.text
+    stopped = fake.http.post("/v1/deployments/fx-book%2Fstop/stop").json()
+    assert [d["name"] for d in stopped["deployments"]] == ["fx-book/stop"]
+    assert_error(fake.http.post("/v1/deployments/momentum"), 405, "method-not-allowed")
 
 
 def test_logs_refuse_a_bad_count_and_an_unknown_name(fake: Api) -> None:
