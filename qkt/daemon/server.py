@@ -123,10 +123,11 @@ class _Daemon:
         self.context = context
         self.stopping = asyncio.Event()
         self.server: _Server | None = None
-        self.host: HostLike = Host(context)
+        self.host: HostLike  # built in serve(), on the loop
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
+        self.host = Host(self.context)  # on the loop: a host may start tasks and clients
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
         checkpoints = asyncio.create_task(_checkpoints(self.context.journal))
