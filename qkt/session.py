@@ -115,6 +115,7 @@ class LiveSession:
         clock: SimulatedClock | WallClock | None = None,
         paper_only: bool = False,
         on_event: Callable[[Any], None] | None = None,
+        client_ids: Callable[[], str] | None = None,
     ) -> None:
         self.strategy = strategy
         self.name = name or strategy.name
@@ -147,7 +148,8 @@ class LiveSession:
         self.runtime = Runtime(strategy, self, params)
         # Orders to a venue carry the run in their client id: a restarted session never reuses
         # an id (nor an Idempotency-Key) of an earlier run. Paper runs keep name-000001, so a
-        # replay prints the same output every time.
+        # replay prints the same output every time. ``client_ids`` (the daemon's journal) issues
+        # them instead: ids never issued twice by one state dir.
         self.orders = OrderManager(
             self.name,
             self.prices,
@@ -155,6 +157,7 @@ class LiveSession:
             self.clock,
             self._account_value,
             id_prefix=client_prefix(self.name, run_stamp() if self.venues else None),
+            id_source=client_ids,
         )
         self._candles = {
             alias: CandleBuilder(state.symbol, state.seconds)
@@ -451,8 +454,8 @@ class LiveSession:
         for intent in intents:
             if isinstance(intent, OrderIntent):
                 made = self.orders.order(intent, streams[intent.alias])
-                if isinstance(made, str):
-                    self.on_event(
+                if isinstance(made, str):  # counted in the summary as a broker's refusal is
+                    self._on_rejected(
                         OrderRejected(f"{self.name}-unsent", "session", made, self.clock.now())
                     )
                     continue

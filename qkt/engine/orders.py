@@ -48,6 +48,7 @@ class OrderManager:
         clock: WallClock | SimulatedClock,
         account: Callable[[str], Decimal],
         id_prefix: str | None = None,
+        id_source: Callable[[], str] | None = None,
     ) -> None:
         self.strategy = strategy
         self.prices = prices
@@ -56,9 +57,14 @@ class OrderManager:
         self.account = account
         self.prefix = id_prefix or strategy
         self.sequence = 0
+        self.id_source = id_source
 
     def next_id(self) -> str:
+        """The next client id: from ``id_source`` when given (the daemon's journal, which never
+        issues an id twice), else ``<prefix>-<000001>`` counted here."""
         self.sequence += 1
+        if self.id_source is not None:
+            return self.id_source()
         return f"{self.prefix}-{self.sequence:06d}"
 
     def order(self, intent: OrderIntent, stream: StreamState) -> OrderRequest | str:
