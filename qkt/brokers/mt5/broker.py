@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -67,6 +68,7 @@ from qkt.engine.events import (
     OrderRejected,
     OrderRequest,
     OrderUnknown,
+    Side,
     VenueNotice,
 )
 from qkt.engine.orders import bracket_prices
@@ -90,6 +92,7 @@ class _Unresolved:
     # Monotonic time before which absence proves nothing: the gateway got the order and gave
     # no answer, so it may still be placing it (the terminal works on after a client gives up).
     settle_after: float = 0.0
+    seeded: bool = False  # journaled by an earlier run (see MT5Broker.expect)
 
 
 @dataclass
@@ -169,6 +172,16 @@ class MT5Broker:
         self.absence_backoff_s = 0.2  # between the reads that confirm "not placed"
         self.unknown_window_s = 2 * int(values.get("http_timeout_ms") or 5000) / 1000
         self._positions_outage = Outage(bus, clock, self.name, f"positions of magic {self.magic}")
+        self.before_send: Callable[[OrderRequest, str, str], None] | None = None
+        """Called with the request, its comment tag and the broker symbol right before its first
+        ``POST /order`` or close by ticket; if it raises, the order is refused (``not journaled:
+        not sent``) and nothing is sent. The daemon journals and commits the order here."""
+        self.on_settled: Callable[[OrderRequest, Decimal, Decimal], None] | None = None
+        """Called with (request, price, volume) for an order of :meth:`expect` that the venue
+        state read at :meth:`start` already shows: its effect is in the recovered positions, so
+        it is reported here only, never as a fill."""
+        self._journaled: set[str] = set()  # client ids before_send accepted
+        self._expected: dict[str, list[_Unresolved]] = {}  # broker symbol -> seeded, queued
 
     @property
     def hedging(self) -> bool:
@@ -184,7 +197,7 @@ class MT5Broker:
         await self._wait_ready()
         try:
             account = await self.client.account()
-            snapshot = await self._venue(deals=False)
+            snapshot = await self._venue(deals=bool(self._unresolved))
         except GatewayError as exc:
             raise BrokerRefused(exc.diagnostics) from None
         mismatches = account_mismatches(
@@ -220,6 +233,83 @@ class MT5Broker:
                     self._contract_size(position.symbol),
                 )
             )
+        self._settle_seen(snapshot, {p.identifier for p in ours})
+
+    # ------------------------------------------------------------ orders of an earlier run
+    def expect(self, request: OrderRequest, tag: str, sent_at: datetime) -> None:
+        """An order an earlier run journaled and may have sent (``sent_at``, UTC) whose outcome
+        it never recorded: it is resolved at the venue before anything else is sent for its
+        symbol, as an unknown outcome is. Call it before :meth:`start`. Found in the venue state
+        the start reads, its effect is in the recovered positions: :attr:`on_settled` is told,
+        and nothing else (no second fill). Found later (the gateway placed it after the start
+        read), it is tracked and reported as a fill; "not placed" needs the clean reads of an
+        unknown outcome and ``sent_at`` plus twice the request timeout behind us (the gateway
+        may still place an order it got just before the earlier run ended). Never resent."""
+        symbol = self.broker_symbol(request.symbol)
+        age = (datetime.now(UTC) - sent_at).total_seconds()
+        settle_after = time.monotonic() + max(0.0, self.unknown_window_s - age)
+        pending = _Unresolved(request, symbol, tag, settle_after=settle_after, seeded=True)
+        self._announced.add(request.client_id)  # announced by the run that made it
+        self._journaled.add(request.client_id)
+        if symbol in self._unresolved:
+            self._expected.setdefault(symbol, []).append(pending)
+        else:
+            self._unresolved[symbol] = pending
+
+    async def resolve_expected(self) -> int:
+        """Look for the orders of :meth:`expect` at the venue once more (a restarted session does
+        this before its first row); how many are still unresolved."""
+        for symbol in list(self._unresolved):
+            async with self._lock(symbol):
+                pending = self._unresolved.get(symbol)
+                if pending is not None and pending.seeded:
+                    await self._resolve(symbol)
+        return self.expected
+
+    @property
+    def expected(self) -> int:
+        """How many orders of :meth:`expect` are not resolved yet."""
+        waiting = sum(p.seeded for p in self._unresolved.values())
+        return waiting + sum(len(queued) for queued in self._expected.values())
+
+    def _settle_seen(self, venue: Snapshot, recovered: set[int]) -> None:
+        """Orders of :meth:`expect` that ``venue`` (read at start) shows, and whose effect the
+        recovered positions hold: a close, or an order into a recovered position."""
+        for symbol in list(self._unresolved):
+            while symbol in self._unresolved and self._unresolved[symbol].seeded:
+                pending = self._unresolved[symbol]
+                found = self._find(pending, venue)
+                if found is None or not (
+                    pending.request.reduce_only or found.identifier in recovered
+                ):
+                    break  # not in what was recovered: resolved as usual, by the polls
+                self._our_deals.add(found.deal)
+                self._resolved(symbol)
+                if self.on_settled is not None:
+                    self.on_settled(pending.request, found.price, found.qty)
+
+    def _resolved(self, broker_symbol: str) -> None:
+        """The symbol's order of unknown outcome is settled: the next one of :meth:`expect`, if
+        any, is the one to resolve before the symbol sends anything."""
+        del self._unresolved[broker_symbol]
+        queued = self._expected.get(broker_symbol)
+        if queued:
+            self._unresolved[broker_symbol] = queued.pop(0)
+            if not queued:
+                del self._expected[broker_symbol]
+
+    def _journal(self, request: OrderRequest, tag: str, broker_symbol: str) -> str | None:
+        """Hand the order to :attr:`before_send` (once per client id); why it must not be sent
+        when that raises."""
+        if self.before_send is None or request.client_id in self._journaled:
+            return None
+        try:
+            self.before_send(request, tag, broker_symbol)
+        except Exception as exc:
+            reason = exc.diagnostics[0].message if isinstance(exc, QktError) else str(exc)
+            return f"not journaled: not sent ({reason or type(exc).__name__})"
+        self._journaled.add(request.client_id)
+        return None
 
     async def _wait_ready(self) -> None:
         """``/health/ready`` until it answers ready, at most ``ready_timeout_ms``; the wait is
@@ -375,10 +465,12 @@ class MT5Broker:
     async def _send(
         self, symbol: str, request: OrderRequest
     ) -> OrderAccepted | OrderRejected | OrderUnknown:
-        if symbol in self._unresolved and not await self._resolve(symbol):
-            return self._reject(
-                request, f"an earlier order on {symbol} has an unknown outcome; not sending more"
-            )
+        while symbol in self._unresolved:
+            if not await self._resolve(symbol):
+                return self._reject(
+                    request,
+                    f"an earlier order on {symbol} has an unknown outcome; not sending more",
+                )
         if len(request.client_id) > MAX_CLIENT_ID:
             return self._reject(
                 request, f"client id longer than the gateway's {MAX_CLIENT_ID} characters"
@@ -435,6 +527,9 @@ class MT5Broker:
     ) -> OrderAccepted | OrderRejected | OrderUnknown:
         """``POST /order`` for ``qty`` of the request, sent once (``accepted``: the venue has
         already taken part of it, a close by ticket on a hedging account)."""
+        refused = self._journal(request, tag, symbol)
+        if refused:
+            return self._reject(request, refused)
         self._announce(request)
         outcome = await self.client.order(
             symbol=symbol,
@@ -479,6 +574,9 @@ class MT5Broker:
         """Hedging account: an order against open positions closes them by ticket, oldest first
         (whole, or partly for the last one); what is left opens a position of its own. Like a
         netting account, the stream keeps one net position. Stops at the first failure."""
+        refused = self._journal(request, tag, symbol)
+        if refused:
+            return self._reject(request, refused)
         self._announce(request)
         remaining = request.qty
         announced = False
@@ -579,7 +677,7 @@ class MT5Broker:
                 break
         if found is None and time.monotonic() < pending.settle_after:
             return False  # the gateway may still be working on it: ask again later
-        del self._unresolved[broker_symbol]
+        self._resolved(broker_symbol)
         request = pending.request
         if found is None:
             self._reject(
@@ -650,7 +748,7 @@ class MT5Broker:
             break
         if exit_deal is None and time.monotonic() < pending.settle_after:
             return False  # the gateway may still be working on it: ask again later
-        del self._unresolved[symbol]
+        self._resolved(symbol)
         if exit_deal is None:
             self._reject(
                 request,
@@ -795,6 +893,16 @@ class MT5Broker:
 
     async def _close_stake(self, stake: Stake) -> None:
         client_id = f"{self.name}-close-{stake.ticket}-{run_stamp()}"
+        side: Side = "sell" if stake.type == 0 else "buy"
+        symbol = self._qkt_symbol(stake.symbol)
+        request = OrderRequest(
+            client_id, self.name, "", self.label, symbol, side, stake.volume, self.clock.now(),
+            reduce_only=True,
+        )  # fmt: skip
+        refused = self._journal(request, stake.comment[:TAG_LENGTH], stake.symbol)
+        if refused:
+            self.bus.publish(OrderRejected(client_id, self.name, refused, self.clock.now()))
+            return
         if stake.venue_volume > stake.volume:  # others' volume is in it: take only ours
             outcome = await self.client.close_partial(stake.ticket, stake.volume)
         else:
