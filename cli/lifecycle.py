@@ -199,6 +199,8 @@ def _render_status(d: Json) -> None:
     output.echo(f"  strategy {d['strategy']} ({d['file']}{portfolio}), {strict}{_params(d)}")
     if d.get("warmup"):
         output.echo(f"  warm-up: {d['warmup']}")
+    for note in d.get("notes") or ():
+        output.echo(f"  note: {note}")
     route_table(d["routes"], title="routes:")
     _positions(d["positions"])
     if d["orders"]:

@@ -140,6 +140,9 @@ class StatusOut(DeploymentOut):
     equity: str
     brokers: list[BrokerOut] = Field(default_factory=list)
     warmup: str | None = None  # "warm: 21 bars from the venue" / "cold: no history"
+    # What the deployment must know: a stream without quotes, a difference between the journal
+    # and the venue found at a restart (the venue's position is taken).
+    notes: list[str] = Field(default_factory=list)
 
 
 class DeploymentsOut(_Answer):
