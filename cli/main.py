@@ -93,10 +93,11 @@ def _check_env_config(named: str | None) -> None:
 
 
 def _register() -> None:
-    from cli import brokers, config_cmd, daemon, lifecycle, run, sim, validate
+    from cli import brokers, config_cmd, daemon, deploy, lifecycle, run, sim, validate
 
     validate.register(app)
     run.register(app)
+    deploy.register(app)
     lifecycle.register(app)
     app.add_typer(brokers.app, name="brokers")
     app.add_typer(config_cmd.app, name="config")

@@ -1,0 +1,399 @@
+"""``qkt deploy FILE``: put a portfolio or one strategy live on the daemon (SPEC §5.4).
+
+First exactly the checks of ``qkt validate FILE`` run here (with ``--param`` applied by
+:func:`qkt.params.apply_params`, and the ``--replay`` file judged as ``qkt run`` judges it): on a
+failure, its diagnostics and exit 1, nothing sent. Then the daemon gets the strategy sources (not
+paths), params, strictness (``--strict-brokers/--no-strict-brokers``, else ``$QKT_STRICT_BROKERS``
+of this shell), the replay's rows, and this shell's resolution of each routed profile without
+secrets (a secret field is ``***`` when set); it plans again with its own registry and starts
+every child or none. Printed: each deployment with its routes as the daemon planned them, its
+warnings, and the profiles whose fields the daemon resolves otherwise.
+
+``--dry-run`` asks the daemon to plan; with no daemon it prints the local plan and says so. No
+daemon otherwise: exit 1, ``start one with: qkt daemon --detach``. ``--json``: ``qkt.deploy/1``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cli import output
+from cli.common import globals_of
+
+if TYPE_CHECKING:
+    from qkt.config import ResolvedConfig
+    from qkt.daemon.models import ChildIn, DeployIn, DeploymentOut, DeployOut
+    from qkt.diagnostics import Diagnostic
+    from qkt.validation import FileReport, ValidationReport
+
+SCHEMA = "qkt.deploy/1"
+LOCAL = "no daemon: local plan"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deploy")(deploy)
+
+
+def deploy(
+    ctx: typer.Context,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="A portfolio YAML file or one .qkt strategy.", exists=True, dir_okay=False
+        ),
+    ],
+    as_name: Annotated[
+        str | None,
+        typer.Option("--as", help="Deployment name of a .qkt (default: its strategy's name)."),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="Override a PARAM of a .qkt: NAME=VALUE (repeatable)."),
+    ] = None,
+    replay: Annotated[
+        Path | None,
+        typer.Option(
+            "--replay",
+            help="Trade this CSV of bars or ticks instead of the daemon's market data.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    speed: Annotated[
+        str | None,
+        typer.Option(
+            "--speed",
+            help="Replay speed: max, realtime or a multiple such as 10 (default realtime).",
+        ),
+    ] = None,
+    strict_brokers: Annotated[
+        bool | None,
+        typer.Option(
+            "--strict-brokers/--no-strict-brokers",
+            help="Refuse labels with no broker profile (and the other strict checks) instead of "
+            "warning (default: $QKT_STRICT_BROKERS, the portfolio's, then the daemon's config).",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Ask the daemon to plan; start nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=f"Print JSON ({SCHEMA}).")] = False,
+) -> None:
+    """Validate FILE here, then have the daemon plan it with its own configuration and start
+    every deployment or none. Prints each deployment with its routes as the daemon planned them.
+    Exit 1 when anything is refused (nothing then runs) or no daemon answers."""
+    from qkt.config import load_config
+    from qkt.validation import Validator, kind_of_path
+
+    kind = kind_of_path(file)
+    if kind == "config":
+        raise typer.BadParameter("a configuration file is not deployable", param_hint="FILE")
+    if kind == "portfolio" and (as_name or param):
+        raise typer.BadParameter(
+            "--as and --param apply to one .qkt; a portfolio names its children and their "
+            "params itself",
+            param_hint="'--as' / '--param'",
+        )
+    if speed is not None and replay is None:
+        raise typer.BadParameter("--speed needs --replay", param_hint="'--speed'")
+    pace = _speed(speed or "realtime")
+    _check_name(as_name)
+    env = dict(os.environ)
+    config = load_config(globals_of(ctx).config, env=env)
+    validator = Validator(config, strict_flag=strict_brokers, env=env)
+    params: dict[str, Any] = {}
+    if kind == "portfolio":
+        report = validator.validate([file])
+    else:
+        report, params = _strategy_report(validator, file, as_name, param or [])
+    problems = list(report.all_diagnostics())
+    if report.ok and replay is not None:
+        problems += _replay_problems(replay, report)
+    from qkt.diagnostics import has_errors
+
+    if has_errors(problems):
+        _refused_locally(problems, as_json, dry_run)
+    children = _children(file, kind, report, params)
+    request = _request(children, report, strict_brokers, env, replay, pace, dry_run, config)
+    from cli.daemon import state_of
+    from qkt.daemon.client import DaemonClient, DaemonUnreachable
+
+    state = state_of(ctx)
+    try:
+        with DaemonClient(state) as client:
+            answer = client.deploy(request)
+    except DaemonUnreachable:
+        if not dry_run:
+            raise
+        _local_plan(request, report, problems, as_json)
+        return
+    _render(answer, problems, as_json)
+    if not answer.ok:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- local checks
+def _speed(value: str) -> str:
+    if value in ("max", "realtime"):
+        return value
+    try:
+        factor = float(value)
+    except ValueError:
+        factor = math.nan
+    if not (math.isfinite(factor) and factor > 0):
+        raise typer.BadParameter(
+            f"{value!r} is not max, realtime or a positive finite multiplier such as 10",
+            param_hint="'--speed'",
+        )
+    return value
+
+
+def _check_name(name: str | None) -> None:
+    from qkt.portfolio import NAME_PATTERN
+
+    if name is not None and NAME_PATTERN.fullmatch(name) is None:
+        raise typer.BadParameter(
+            f"{name!r} must match [a-z0-9][a-z0-9_-]* (lowercase, digits, - and _)",
+            param_hint="'--as'",
+        )
+
+
+def _strategy_report(
+    validator: Any, file: Path, as_name: str | None, items: list[str]
+) -> tuple[ValidationReport, dict[str, Any]]:
+    """``qkt validate FILE``, with the ``--param`` overrides bound and checked again (the checks
+    ``qkt run --param`` makes) and the deployment name ``--as`` gives; and the overrides."""
+    from qkt.dsl import parse_strategy_file
+    from qkt.params import apply_params, cli_override
+
+    report: ValidationReport = validator.validate([file])
+    if not report.files or (not items and as_name is None):
+        return report, {}
+    overrides = []
+    for item in items:
+        override = cli_override(item)
+        if override is None:
+            raise typer.BadParameter(f"{item!r}: use NAME=VALUE", param_hint="--param")
+        overrides.append(override)
+    parsed = parse_strategy_file(file)
+    if parsed.strategy is None:
+        return report, {}
+    values, problems = apply_params(parsed.strategy, overrides, path=str(file))
+    report.files[0] = validator.strategy(
+        file,
+        params=values,
+        as_name=as_name,
+        extra=problems,
+        parsed=parsed,
+        as_where={} if as_name else None,
+    )
+    return report, {o.name: o.value for o in overrides}
+
+
+def _replay_problems(path: Path, report: ValidationReport) -> list[Diagnostic]:
+    """The replay file judged whole, as ``qkt run --replay`` judges it."""
+    from qkt.errors import QktError
+    from qkt.feeds.replay import ReplaySource
+
+    symbols = sorted({r.symbol for f in _strategies(report) for r in f.routes})
+    try:
+        return list(ReplaySource(path).check(symbols).diagnostics)
+    except QktError as exc:
+        return list(exc.diagnostics)
+
+
+def _strategies(report: ValidationReport) -> list[FileReport]:
+    found = []
+    for f in report.files:
+        found.extend(f.children if f.kind == "portfolio" else [f])
+    return found
+
+
+def _refused_locally(problems: list[Diagnostic], as_json: bool, dry_run: bool) -> None:
+    if as_json:
+        output.print_json(
+            {
+                "schema": SCHEMA,
+                "ok": False,
+                "dry_run": dry_run,
+                "deployments": [],
+                "diagnostics": [d.to_json() for d in problems],
+            }
+        )
+    else:
+        output.print_diagnostics(problems, err=True)
+        errors = sum(d.is_error for d in problems)
+        output.echo(
+            f"not deployed: {errors} error{'s' if errors != 1 else ''}; nothing sent", err=True
+        )
+    raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- the request
+def _request(
+    children: list[ChildIn],
+    report: ValidationReport,
+    flag: bool | None,
+    env: dict[str, str],
+    replay: Path | None,
+    pace: str,
+    dry_run: bool,
+    config: ResolvedConfig,
+) -> DeployIn:
+    from qkt.daemon.models import DeployIn, ReplayIn
+    from qkt.daemon.planning import profile_fields
+    from qkt.routing import resolve_strict
+
+    strict = flag
+    if strict is None and env.get("QKT_STRICT_BROKERS", "").strip():
+        strict = resolve_strict(None, env, False, "default").on  # this shell's $QKT_STRICT_BROKERS
+    routed = {r.profile for f in _strategies(report) for r in f.routes}
+    profiles = {
+        name: profile_fields(config.profiles[name])
+        for name in sorted(routed)
+        if name in config.profiles
+    }
+    rows = None
+    if replay is not None:
+        rows = ReplayIn(csv=_read(replay), name=str(replay), speed=pace)
+    return DeployIn(
+        children=children, strict=strict, replay=rows, dry_run=dry_run, profiles=profiles
+    )
+
+
+def _children(
+    file: Path, kind: str, report: ValidationReport, params: dict[str, Any]
+) -> list[ChildIn]:
+    from qkt.daemon.models import ChildIn
+    from qkt.portfolio import default_as_name, load_portfolio
+
+    if kind != "portfolio":
+        f = report.files[0]
+        name = f.as_name or default_as_name(f.name or file.stem)
+        return [ChildIn(name=name, file=str(file), source=_read(file), params=_jsonable(params))]
+    portfolio, _ = load_portfolio(file)
+    assert portfolio is not None  # it validated
+    children = []
+    for entry, f in zip(portfolio.entries, report.files[0].children, strict=True):
+        as_name = f.as_name or default_as_name(f.name or entry.path.stem)
+        children.append(
+            ChildIn(
+                name=portfolio.deployment_name(as_name),
+                portfolio=portfolio.name,
+                file=str(entry.path),
+                source=_read(entry.path),
+                params=_jsonable(dict(entry.params)),
+                strict=portfolio.strict_brokers,
+            )
+        )
+    return children
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    """Values as JSON carries them: a decimal number as a JSON number."""
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if isinstance(value, Decimal):
+            out[name] = int(value) if value == value.to_integral_value() else float(value)
+        else:
+            out[name] = value
+    return out
+
+
+def _read(path: Path) -> str:
+    from qkt.errors import QktError
+    from qkt.textfile import read_text
+
+    text = read_text(path, str(path))
+    if not isinstance(text, str):
+        raise QktError(text)
+    return text
+
+
+# ---------------------------------------------------------------- output
+def _render(answer: DeployOut, local: list[Diagnostic], as_json: bool) -> None:
+    from qkt.diagnostics import Diagnostic, warning
+
+    said = [
+        Diagnostic(d.severity, d.code, d.message, d.path, d.line, d.column, d.hint)
+        for d in answer.diagnostics
+    ]
+    for profile, fields in answer.differences.items():
+        said.append(
+            warning(
+                "profile-differs",
+                f"the daemon resolves profile `{profile}` otherwise than this shell: "
+                f"{', '.join(fields)}",
+                hint="the daemon uses its own configuration and environment (qkt brokers show "
+                f"{profile})",
+            )
+        )
+    if as_json:
+        data = answer.model_dump(mode="json", by_alias=True)
+        data["diagnostics"] = [d.to_json() for d in said]
+        output.print_json(data)
+        return
+    output.print_diagnostics(said, err=True)
+    for d in answer.deployments:
+        _deployment(d, answer.dry_run)
+    if not answer.ok:
+        errors = sum(d.is_error for d in said)
+        output.echo(
+            f"deploy refused: {errors} error{'s' if errors != 1 else ''}; nothing runs", err=True
+        )
+
+
+def _deployment(d: DeploymentOut, dry_run: bool) -> None:
+    from cli.lifecycle import route_table
+
+    what = "planned" if dry_run else d.state
+    reason = f" ({d.reason})" if d.reason and not dry_run else ""
+    output.echo(f"{d.name}: {what}{reason}, strategy {d.strategy} ({d.file})")
+    route_table([r.model_dump(mode="json") for r in d.routes])
+
+
+def _local_plan(
+    request: DeployIn, report: ValidationReport, problems: list[Diagnostic], as_json: bool
+) -> None:
+    from qkt.daemon.models import DeploymentOut, RouteOut
+
+    outs = []
+    for child, f in zip(request.children, _strategies(report), strict=True):
+        outs.append(
+            DeploymentOut(
+                name=child.name,
+                portfolio=child.portfolio,
+                strategy=f.name or "",
+                file=child.file,
+                state="stopped",
+                reason=LOCAL,
+                since=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                strict=f.strict,
+                params=child.params,
+                routes=[RouteOut(**r.to_json()) for r in f.routes],
+            )
+        )
+    if as_json:
+        output.print_json(
+            {
+                "schema": SCHEMA,
+                "ok": True,
+                "dry_run": True,
+                "local": True,
+                "deployments": [o.model_dump(mode="json") for o in outs],
+                "diagnostics": [d.to_json() for d in problems],
+            }
+        )
+        return
+    output.echo(LOCAL, err=True)
+    output.print_diagnostics(problems, err=True)
+    for out in outs:
+        _deployment(out, True)
