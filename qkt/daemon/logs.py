@@ -36,6 +36,8 @@ RETENTION = 5
 MAX_LINES = 100_000
 """The most lines ``qkt logs -n`` gives back at once."""
 DAEMON = "daemon"
+FILE_ONLY = "file_only"
+"""Bind ``file_only=True`` for a record stderr has in another form (the CLI prints the error)."""
 LINE = "{time:YYYY-MM-DDTHH:mm:ss.SSS!UTC}Z {level: <7} {extra[deployment]} {message}"
 _COLOUR = (
     "<dim>{time:YYYY-MM-DDTHH:mm:ss.SSS!UTC}Z</dim> <level>{level: <7}</level> "
@@ -78,6 +80,7 @@ def configure_daemon_logging(state: StateDir, *, stderr: bool) -> None:
             sys.stderr,
             format=_COLOUR if colour else LINE,
             level="INFO",
+            filter=lambda record: not record["extra"].get(FILE_ONLY),
             colorize=colour,
             backtrace=False,
             diagnose=False,

@@ -83,7 +83,7 @@ def run(config: ResolvedConfig, state_path: Path, *, strict: bool, stderr: bool 
             journal.close()
     except BaseException as exc:
         if not isinstance(exc, SystemExit | KeyboardInterrupt):
-            logger.error(f"daemon stopped by an error: {_first_line(exc)}")
+            logger.bind(**{logs.FILE_ONLY: True}).error(f"stopped by an error: {_first_line(exc)}")
         raise
     finally:
         lock.release()
