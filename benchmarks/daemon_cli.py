@@ -3,10 +3,12 @@ N runs of each (SPEC §9: ≤ 150 ms, like ``qkt validate``).
 
 Usage: python benchmarks/daemon_cli.py [--runs 20] [--state-dir DIR] [--name NAME]
 
-Without --state-dir it starts a daemon of its own on a temporary state dir (``qkt daemon
---detach``) and stops it at the end. NAME defaults to the first deployment the daemon lists; with
-none, ``qkt status`` is timed on a name it does not know (the answer is then the one-line "no
-deployment" error, exit 1: the same request, the same imports).
+Without --state-dir it starts a daemon of its own (``qkt daemon --detach``) on a temporary
+``$XDG_STATE_HOME/qkt`` and stops it at the end; the clients then find it as a user's do, through
+the configuration (``./qkt.config.yaml`` of the repository, read from its cache). NAME defaults
+to the first deployment the daemon lists; with none, ``qkt status`` is timed on a name it does
+not know (the answer is then the one-line "no deployment" error, exit 1: the same request, the
+same imports).
 """
 
 from __future__ import annotations
@@ -59,8 +61,13 @@ def main() -> None:
         sys.exit("qkt is not installed: pip install -e .")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     own = args.state_dir is None
-    state = Path(tempfile.mkdtemp(prefix="qkt-bench-")) / "state" if own else args.state_dir
-    base = [qkt, "--state-dir", str(state)]
+    if own:
+        home = Path(tempfile.mkdtemp(prefix="qkt-bench-"))
+        env = {**env, "XDG_STATE_HOME": str(home)}
+        env.pop("QKT_STATE_DIR", None)
+        base = [qkt]
+    else:
+        base = [qkt, "--state-dir", str(args.state_dir)]
     if own:
         started = subprocess.run(
             [*base, "daemon", "--detach"], cwd=ROOT, env=env, capture_output=True, text=True
@@ -72,7 +79,7 @@ def main() -> None:
             [*base, "list", "--json"], cwd=ROOT, env=env, capture_output=True, text=True
         )
         if listed.returncode != 0:
-            sys.exit(f"no daemon answers on {state}:\n{listed.stderr}")
+            sys.exit(f"no daemon answers:\n{listed.stderr}")
         deployments = json.loads(listed.stdout)["deployments"]
         name = args.name or (deployments[0]["name"] if deployments else "not-deployed")
         known = any(d["name"] == name or d.get("portfolio") == name for d in deployments)
@@ -93,7 +100,7 @@ def main() -> None:
     finally:
         if own:
             subprocess.run([*base, "daemon", "stop"], cwd=ROOT, env=env, capture_output=True)
-            shutil.rmtree(state.parent, ignore_errors=True)
+            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
