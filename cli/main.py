@@ -117,7 +117,7 @@ def main() -> None:
     from qkt.errors import QktError
 
     try:
-        code = app(standalone_mode=False)
+        code = app(prog_name="qkt", standalone_mode=False)
     except QktError as exc:
         from cli.output import print_diagnostics
 
