@@ -34,7 +34,8 @@ _COLLECTION_END = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
 
 
 class _TooMuch(Exception):
-    """Unwinds the builder when the document is too large or too deep (already reported)."""
+    """Unwinds the builder when the document is too large, too deep, or holds a value that
+    cannot be built (already reported)."""
 
 
 @dataclass(slots=True)
@@ -111,7 +112,7 @@ class _Builder:
                     )
                     continue
                 self.count(key_node, depth)
-                key = self.loader.construct_object(key_node, deep=True)
+                key = self.scalar(key_node)
                 if not isinstance(key, Hashable) or isinstance(key, (list, dict)):
                     self.problems.append(
                         self._at(key_node, "yaml-bad-key", "a key must be a scalar")
@@ -144,7 +145,26 @@ class _Builder:
                 items.append(self.build(item, child, depth + 1))
             return items
         self.count(node, 0)
-        return self.loader.construct_object(node, deep=True)
+        return self.scalar(node)
+
+    def scalar(self, node: yaml.Node) -> Any:
+        """A scalar's value. One its tag cannot make (``!!timestamp x``, ``!!bool maybe``, an
+        integer of more than 4,300 digits) is an error at the value: PyYAML's constructors fail
+        on them with ValueError, and with KeyError or AttributeError for some tags."""
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            text = str(node.value)
+            shown = text if len(text) <= 20 else text[:17] + "..."
+            reason = "too many digits" if "digits" in str(exc) else None
+            if reason is None and isinstance(exc, ValueError):
+                reason = str(exc).splitlines()[0]
+            message = f"invalid YAML: `{shown}` is not a valid {tag}"
+            self.problems.append(
+                self._at(node, "yaml-syntax", f"{message} ({reason})" if reason else message)
+            )
+            raise _TooMuch from None
 
     def _at(self, node: yaml.Node, code: str, message: str) -> Diagnostic:
         mark = node.start_mark
@@ -152,10 +172,14 @@ class _Builder:
 
 
 def _alias_budget(text: str, path: str) -> Diagnostic | None:
-    """Refuse a document whose aliases would build more than :data:`MAX_VALUES` values.
+    """Refuse a document whose aliases would build more than :data:`MAX_VALUES` values, or that
+    nests deeper than :data:`MAX_DEPTH` levels.
 
     One pass over the parser's events, counting what each anchor holds, so nothing is expanded;
-    the error names the alias that crosses the budget. Syntax errors are left to the real load.
+    the error names the alias that crosses the budget. Size and depth are judged here, before a
+    node is composed: composing is what costs (seconds for a few hundred thousand values), and
+    the composer recurses, so tens of thousands of levels (`[[[[...`) would overflow its stack.
+    Syntax errors are left to the real load.
     """
     loader = _Loader(text)
     sizes: dict[str, int] = {}
@@ -165,8 +189,13 @@ def _alias_budget(text: str, path: str) -> Diagnostic | None:
         while loader.check_event():
             event: Any = loader.get_event()  # type: ignore[no-untyped-call]
             if isinstance(event, _COLLECTION_START):
+                if len(frames) >= MAX_DEPTH:
+                    message = f"the document nests deeper than {MAX_DEPTH} levels"
+                    return _at_event(event, path, "yaml-too-deep", message)
                 frames.append((event.anchor, [1]))
                 total += 1
+                if total > MAX_VALUES:
+                    return _at_event(event, path, "yaml-too-large", _TOO_LARGE)
                 continue
             if isinstance(event, _COLLECTION_END):
                 anchor, (count,) = frames.pop()
@@ -201,6 +230,8 @@ def _alias_budget(text: str, path: str) -> Diagnostic | None:
             else:
                 continue
             total += size
+            if total > MAX_VALUES:
+                return _at_event(event, path, "yaml-too-large", _TOO_LARGE)
             if frames:
                 frames[-1][1][0] += size
     except yaml.YAMLError:
@@ -210,13 +241,20 @@ def _alias_budget(text: str, path: str) -> Diagnostic | None:
     return None
 
 
+_TOO_LARGE = f"the document builds more than {MAX_VALUES:,} values"
+
+
+def _at_event(event: Any, path: str, code: str, message: str) -> Diagnostic:
+    mark = event.start_mark
+    return error(code, message, path=path, line=mark.line + 1, column=mark.column + 1)
+
+
 def load_yaml(text: str, path: str) -> tuple[YamlDoc | None, list[Diagnostic]]:
     """Parse ``text``; on a syntax error return ``None`` and one positioned diagnostic."""
     doc = YamlDoc(None, path)
-    if "&" in text:  # without anchors there are no aliases, and the text bounds the work
-        refused = _alias_budget(text, path)
-        if refused is not None:
-            return None, [refused]
+    refused = _alias_budget(text, path)
+    if refused is not None:
+        return None, [refused]
     loader = _Loader(text)
     try:
         node = loader.get_single_node()

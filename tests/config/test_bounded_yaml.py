@@ -86,8 +86,10 @@ def test_nesting_within_the_limit_is_read() -> None:
 
 
 def test_a_collection_as_a_key_is_a_positioned_error() -> None:
-    _, diags = load_yaml("? [" + "[" * 5000 + "]" * 5000 + "]\n: 1\n", "k.yaml")
+    _, diags = load_yaml("? [" + "[" * 50 + "]" * 50 + "]\n: 1\n", "k.yaml")
     assert [(d.code, d.line) for d in diags] == [("yaml-bad-key", 1)]
+    _, diags = load_yaml("? [" + "[" * 5000 + "]" * 5000 + "]\n: 1\n", "k.yaml")
+    assert [(d.code, d.line) for d in diags] == [("yaml-too-deep", 1)]
 
 
 # ------------------------------------------------------------ extends chains
