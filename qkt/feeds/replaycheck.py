@@ -428,8 +428,11 @@ class _Check:
                 return parse_time(stripped)
             except (ValueError, OverflowError):
                 pass
-        if stripped.isdigit():
-            value = int(stripped)
+        if stripped.isdigit() and stripped.isascii():
+            # Past 20 digits it is out of range anyway (int() refuses 4,300 of them).
+            value = int(stripped) if len(stripped) <= 20 else 10**20
+            if len(stripped) > 20:
+                stripped = stripped[:20] + "..."
             if value < EPOCH_SECONDS_BELOW:
                 as_ms = _iso(_EPOCH + timedelta(milliseconds=value))
                 message = f"time {stripped} as epoch milliseconds is {as_ms}"
