@@ -4,7 +4,9 @@ For every MT5 route of a session, ``/symbol_info_tick/{broker symbol}`` is polle
 ``tick_poll_interval_ms`` of its profile; each new quote becomes a tick row for that label's
 streams, stamped in UTC (gateways write tick times on the broker server's wall clock; the
 profile's ``server_time_zone`` converts them). A failed read produces nothing (the previous
-quote stands); an outage is said on the session's bus when it starts and when it ends
+quote stands); so does a quote that is no price (a bid or ask not above 0 — a closed market's
+zeros —, or above :data:`~qkt.limits.MAX_PRICE`) or whose time is not one: both are failed
+reads. An outage is said on the session's bus when it starts and when it ends
 (:class:`~qkt.engine.events.VenueNotice`).
 """
 
@@ -21,6 +23,7 @@ from qkt.brokers.mt5.clock import to_utc
 from qkt.brokers.notices import Outage
 from qkt.engine.events import Tick
 from qkt.feeds.replay import Row
+from qkt.limits import MAX_PRICE, shown
 
 
 @dataclass
@@ -95,11 +98,19 @@ class VenueQuotes:
         except GatewayError as exc:
             poll.outage.failed(exc.diagnostics[0].message)
             return None
+        bid, ask = quote.bid, quote.ask
+        if not (0 < bid <= MAX_PRICE and 0 < ask <= MAX_PRICE):  # a closed market's 0, 1e400
+            poll.outage.failed(f"the quote is not a price (bid {shown(bid)}, ask {shown(ask)})")
+            return None
+        try:
+            # The tick's time is the broker server's wall clock: UTC through the profile's zone.
+            moment = to_utc(quote.time_msc, poll.zone) if quote.time_msc else datetime.now(UTC)
+        except (ValueError, OverflowError, OSError):
+            poll.outage.failed(f"the quote's time_msc {quote.time_msc} is not a time")
+            return None
         poll.outage.answered()
         if quote.time_msc and quote.time_msc == poll.last_msc:
             return None  # no new quote since the last read
         poll.last_msc = quote.time_msc
-        # The tick's time is the broker server's wall clock: UTC through the profile's zone.
-        moment = to_utc(quote.time_msc, poll.zone) if quote.time_msc else datetime.now(UTC)
-        tick = Tick(poll.symbol, moment, float(quote.bid), float(quote.ask))
+        tick = Tick(poll.symbol, moment, float(bid), float(ask))
         return Row(poll.symbol, None, tick, moment, poll.label)
