@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from qkt.diagnostics import did_you_mean
 from qkt.dsl import ast
 from qkt.dsl.indicators import INDICATORS, MAX_PERIOD, PERIOD_ROLES
-from qkt.dsl.static import constant_value, start_of
+from qkt.dsl.static import Undefined, fold, render, start_of
 
 if TYPE_CHECKING:
     from qkt.dsl.checker import Checker, Kind
@@ -87,7 +87,15 @@ def _period(c: Checker, fn: str, role: str, arg: ast.Expr) -> Decimal | None:
         kind = c.kind(arg)
         if kind is None:
             return None
-        value = constant_value(arg, c.values, c.let_exprs) if kind == "num" else None
+        folded = fold(arg, c.values, c.let_exprs) if kind == "num" else None
+        if isinstance(folded, Undefined):  # `ema(eur, 1/0)`: no value, whatever the market
+            c.err(
+                "undefined-value",
+                f"`{fn}` {role} has no value: `{render(folded.node)}` {folded.reason}",
+                *start_of(folded.node),
+            )
+            return None
+        value = folded
     if value is None:
         c.err(
             "bad-period",
