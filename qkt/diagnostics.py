@@ -90,12 +90,22 @@ def sort_key(d: Diagnostic) -> tuple[str, int, int]:
 
 
 def did_you_mean(name: str, candidates: Sequence[str] | Iterable[str]) -> str | None:
-    """``did you mean `x`?`` for the closest candidate, comparing case-insensitively."""
-    pool = list(candidates)
-    if not pool:
+    """``did you mean `x`?`` for the closest candidate, comparing case-insensitively.
+
+    Bounded work: a name of more than 100 characters gets no suggestion, and among more than
+    256 candidates only 256 of a length close to the name's are compared."""
+    key = name.lower()
+    if len(key) > _MAX_SUGGESTED:
         return None
+    pool = list(candidates)
+    if len(pool) > _MAX_POOL:
+        pool = [c for c in pool if abs(len(c) - len(key)) <= 2][:_MAX_POOL]
     lowered = {c.lower(): c for c in pool}
-    match = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    match = difflib.get_close_matches(key, list(lowered), n=1, cutoff=0.6)
     if not match:
         return None
     return f"did you mean `{lowered[match[0]]}`?"
+
+
+_MAX_SUGGESTED = 100
+_MAX_POOL = 256

@@ -7,10 +7,12 @@ earlier error and silences follow-on errors about the same expression.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from decimal import Decimal
 
-from qkt.diagnostics import Diagnostic, did_you_mean, error
+from qkt.diagnostics import Diagnostic, did_you_mean, error, sort_key
 from qkt.dsl import ast
 from qkt.dsl.indicators import INDICATORS
 from qkt.dsl.kinds import KINDS, WORDS
@@ -27,6 +29,7 @@ from qkt.limits import (
 )
 
 Kind = str | None
+_MAX_SUGGESTIONS = 50  # as many as a file's diagnostics are cut at
 _PARAM_KINDS = {"number": "num", "bool": "bool", "string": "str"}
 
 
@@ -61,6 +64,8 @@ class Checker:
         self.let_kinds: dict[str, Kind] = {}
         self.let_streams: dict[str, frozenset[str]] = {}
         self.refs: set[str] = set()  # stream aliases the expression being checked depends on
+        # diagnostic index -> (name, pools, hint without a match): see suggest()
+        self.pending: dict[int, tuple[str, tuple[Iterable[str], ...], str | None]] = {}
 
     def err(self, code: str, message: str, line: int, column: int, hint: str | None = None) -> None:
         self.diags.append(error(code, message, path=self.path, line=line, column=column, hint=hint))
@@ -88,6 +93,7 @@ class Checker:
                 self.kind(let.expr)
         for rule in s.rules:
             self.check_rule(rule)
+        self._suggestions()
         return self.diags
 
     def check_names(self) -> None:
@@ -242,14 +248,30 @@ class Checker:
         if alias in self.broken:
             self.refs.add(alias)
             return False
-        self.err(
-            "unknown-alias",
-            f"unknown stream alias `{alias}`",
-            line,
-            column,
-            did_you_mean(alias, list(self.aliases)),
-        )
+        self.suggest(alias, (self.aliases,))
+        self.err("unknown-alias", f"unknown stream alias `{alias}`", line, column)
         return False
+
+    def suggest(
+        self, name: str, pools: tuple[Iterable[str], ...], otherwise: str | None = None
+    ) -> None:
+        """The next error gets ``did you mean`` among ``pools`` (else ``otherwise``) as its
+        hint, found by :meth:`_suggestions` once every error is known."""
+        self.pending[len(self.diags)] = (name, pools, otherwise)
+
+    def _suggestions(self) -> None:
+        """Fill in the suggestions of the first errors in file order only: a file's
+        diagnostics are cut at 50, and thousands of unknown names among thousands of LETs
+        would otherwise cost minutes of fuzzy matching."""
+        if not self.pending:
+            return
+        first = sorted(range(len(self.diags)), key=lambda i: sort_key(self.diags[i]))
+        for i in first[:_MAX_SUGGESTIONS]:
+            if i in self.pending:
+                name, pools, otherwise = self.pending[i]
+                hint = did_you_mean(name, itertools.chain(*pools)) or otherwise
+                self.diags[i] = replace(self.diags[i], hint=hint)
+        self.pending.clear()
 
     # ------------------------------------------------------------ expressions
     def kind(self, e: ast.Expr) -> Kind:
@@ -278,8 +300,9 @@ class Checker:
         if name in self.broken:
             self.refs.add(name)
             return None
-        hint = did_you_mean(name, [*self.aliases, *self.params, *self.lets])
-        if hint is None and name.lower() in INDICATORS:
-            hint = f"`{name.lower()}` is an indicator: call it, e.g. `{name.lower()}(eur, 14)`"
-        self.err("unknown-name", f"unknown name `{name}`", e.line, e.column, hint)
+        otherwise = None
+        if name.lower() in INDICATORS:
+            otherwise = f"`{name.lower()}` is an indicator: call it, e.g. `{name.lower()}(eur, 14)`"
+        self.suggest(name, (self.aliases, self.params, self.lets), otherwise)
+        self.err("unknown-name", f"unknown name `{name}`", e.line, e.column)
         return None
