@@ -249,7 +249,9 @@ def _venue_rows(session: Any) -> Any:
 
 def _money(value: Decimal) -> str:
     """Decimals as plain strings, at most 8 places, no exponent."""
-    quantized = value.quantize(Decimal("0.00000001"))
+    from qkt.limits import to_places
+
+    quantized = to_places(value, Decimal("0.00000001"))
     text = format(quantized.normalize(), "f")
     return "0" if text in ("-0", "") else text
 

@@ -8,7 +8,7 @@ a misplaced PARAM, a division by a tiny price, a runaway expression.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal
 
 MAX_QUANTITY = Decimal(1_000_000_000)  # units of the venue (lots, coins) in one order
 MIN_QUANTITY = Decimal("0.00000001")  # the finest step sizes from notionals are rounded to
@@ -36,3 +36,14 @@ def shown(value: Decimal) -> str:
 def amount(limit: Decimal) -> str:
     """A limit with thousands separators: ``1,000,000,000``."""
     return f"{int(limit):,}"
+
+
+def to_places(value: Decimal, places: Decimal) -> Decimal:
+    """``value`` rounded to the exponent of ``places`` (``Decimal("0.00000001")``), however large
+    it is: the default context's 28 digits cannot hold a figure of more than 20 integer digits
+    at 8 places, and quantizing one raises InvalidOperation."""
+    exponent = places.as_tuple().exponent
+    if not value.is_finite() or not isinstance(exponent, int):
+        return value
+    digits = max(value.adjusted(), 0) - exponent + 2
+    return value.quantize(places, context=Context(prec=max(28, digits)))

@@ -20,6 +20,7 @@ from qkt.brokers.base import Clock, EventBus
 from qkt.engine.events import Bar, OrderAccepted, OrderFilled, OrderRejected, OrderRequest, Tick
 from qkt.engine.positions import PositionBook
 from qkt.engine.prices import PriceTracker, to_decimal
+from qkt.limits import to_places
 
 BPS = Decimal(10000)
 ZERO = Decimal(0)
@@ -175,7 +176,7 @@ class PaperBroker:
         if held == 0:
             self._legs.pop(key, None)
         size = self.contract_sizes.get(symbol, ONE)
-        commission = (price * qty * size * self.commission).quantize(Decimal("0.00000001"))
+        commission = to_places(price * qty * size * self.commission, Decimal("0.00000001"))
         self.positions.get(label, symbol).apply(side, qty, price, size)
         self.commission_paid += commission
         self.bus.publish(
