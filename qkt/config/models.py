@@ -28,7 +28,10 @@ from qkt.config.timezones import NY_CLOSE, server_zone
 
 
 def _check_url(value: str) -> str:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:  # `http://[::1`, `http://[zz]`
+        raise ValueError("must be an http:// or https:// URL with a valid host") from exc
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL with a host")
     if "@" in parts.netloc:
@@ -47,7 +50,12 @@ def _check_url(value: str) -> str:
 
 def without_credentials(url: str) -> str:
     """``url`` with whatever stands before ``@`` in its authority shown as ``***``."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a malformed [host] (`http://[::1`): hide all before the last `@`
+        head, at, host = url.rpartition("@")
+        scheme = head.partition("://")[0] + "://" if "://" in head else ""
+        return f"{scheme}***@{host}" if at else url
     if "@" not in parts.netloc:
         return url
     host = parts.netloc.rpartition("@")[2]
