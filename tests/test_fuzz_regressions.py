@@ -125,6 +125,21 @@ def test_a_replay_time_of_thousands_of_digits_is_out_of_range() -> None:
     ]
 
 
+def test_a_bar_of_the_last_minute_of_9999_replays_as_the_check_passed_it(write: Writer) -> None:
+    # Its close time (open + one minute) overflowed: the reader failed a file the check passed.
+    path = write(
+        "late.csv",
+        "time,open,high,low,close,volume\n9999-12-31T23:58:00Z,1,1,1,1,1\n"
+        "9999-12-31T23:59:00Z,1,1,1,1,1\n",
+    )
+    source = ReplaySource(path)
+    assert source.check(["EURUSD"]).ok
+    assert [(str(r.bar.time) if r.bar else None, str(r.time)) for r in source] == [
+        ("9999-12-31 23:58:00+00:00", "9999-12-31 23:59:00+00:00"),
+        ("9999-12-31 23:59:00+00:00", "9999-12-31 23:59:59.999999+00:00"),
+    ]
+
+
 # ------------------------------------------------------------ the strategy language
 
 

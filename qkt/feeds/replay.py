@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LAST = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +201,9 @@ class ReplaySource:
                         float(values[ci]),
                     )
                     bar = Bar(symbol or "", moment, seconds, o, h, lo, c, volume)
-                    row = Row(symbol, bar, None, moment + step)
+                    # A bar of the last minutes of 9999 closes past what a datetime holds.
+                    closes = moment + step if moment < _LAST - step else _LAST
+                    row = Row(symbol, bar, None, closes)
                 else:
                     bid, ask = float(values[bi]), float(values[ai])
                     row = Row(symbol, None, Tick(symbol or "", moment, bid, ask, volume), moment)
