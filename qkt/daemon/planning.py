@@ -21,15 +21,15 @@ Then, across the daemon:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from qkt.config.resolved import ResolvedConfig, public
+from qkt.config.resolved import ResolvedConfig
 from qkt.daemon.models import ChildIn, DeployIn
 from qkt.daemon.statedir import DEPLOYMENT_NAME
+from qkt.daemon.wire import jsonable, profile_fields
 from qkt.diagnostics import Diagnostic, apply_strict, error, has_errors, warning
 from qkt.dsl import parse_strategy
 from qkt.dsl.ast import Strategy
@@ -204,16 +204,6 @@ def no_quotes(planned: Planned, config: ResolvedConfig) -> list[Diagnostic]:
     return apply_strict(found, planned.strict)
 
 
-def profile_fields(profile: Any) -> dict[str, Any]:
-    """A profile's resolved values as the wire carries them: JSON values, secrets as ``***``
-    when set (None when not): never a secret's value."""
-    return {str(k): _jsonable(public(v)) for k, v in profile.values.items()}
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
 def profile_differences(
     theirs: Mapping[str, Mapping[str, Any]], profiles: Iterable[str], config: ResolvedConfig
 ) -> dict[str, list[str]]:
@@ -228,7 +218,7 @@ def profile_differences(
             out[name] = ["(the daemon's configuration has no such profile)"]
             continue
         here = profile_fields(mine)
-        there = {str(k): _jsonable(v) for k, v in given.items()}
+        there = {str(k): jsonable(v) for k, v in given.items()}
         fields = sorted(k for k in set(here) | set(there) if here.get(k) != there.get(k))
         if fields:
             out[name] = fields
