@@ -209,7 +209,7 @@ class MT5Broker:
         self.book.owner_tag = session_tag(session)
         ours = [p for p in snapshot.positions if self.book.ours(p)]
         try:  # what a lot of each is worth: the session's money figures need it
-            for symbol in dict.fromkeys(p.symbol for p in ours):
+            for symbol in dict.fromkeys([*(p.symbol for p in ours), *self._unresolved]):
                 await self._info(symbol)
         except GatewayError as exc:
             raise BrokerRefused(
