@@ -10,6 +10,7 @@ placed: the caller must reconcile before sending anything else for that symbol).
 
 from __future__ import annotations
 
+import ssl
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -190,6 +191,7 @@ class GatewayClient:
                 headers=self._headers,
                 timeout=self._timeout,
                 transport=self._transport,
+                verify=_tls(),
             )
         return self._client
 
@@ -398,6 +400,18 @@ class GatewayClient:
         if clear_tp:
             body["clear_tp"] = True
         return await self._post("/modify_sl_tp", body)
+
+
+_TLS: list[ssl.SSLContext] = []
+
+
+def _tls() -> ssl.SSLContext:
+    """One TLS context (certificates verified against certifi's bundle, as httpx does by
+    default) for every gateway client of the process: building one reads the CA bundle, tens
+    of ms, and the daemon makes a client for each session it starts."""
+    if not _TLS:
+        _TLS.append(httpx.create_ssl_context())
+    return _TLS[0]
 
 
 # ---------------------------------------------------------------- reading answers (no I/O)
