@@ -26,14 +26,15 @@ import typer
 
 from cli import output
 from cli.common import globals_of
+from qkt.diagnostics import Diagnostic
 
 if TYPE_CHECKING:
     from qkt.config import ResolvedConfig
-    from qkt.daemon.models import ChildIn, DeployIn, DeploymentOut, DeployOut
-    from qkt.diagnostics import Diagnostic
     from qkt.validation import FileReport, ValidationReport
 
 SCHEMA = "qkt.deploy/1"
+MAX_REPLAY_BYTES = 200 * 1024 * 1024
+"""The largest replay a deploy sends (the daemon takes request bodies up to 256 MiB)."""
 LOCAL = "no daemon: local plan"
 
 
@@ -129,14 +130,13 @@ def deploy(
     state = state_of(ctx)
     try:
         with DaemonClient(state) as client:
-            answer = client.deploy(request)
+            answer = _send(client, request)
     except DaemonUnreachable:
         if not dry_run:
             raise
         _local_plan(request, report, problems, as_json)
         return
-    _render(answer, problems, as_json)
-    if not answer.ok:
+    if not _render(answer, as_json):
         raise typer.Exit(1)
 
 
@@ -238,8 +238,13 @@ def _refused_locally(problems: list[Diagnostic], as_json: bool, dry_run: bool) -
 
 
 # ---------------------------------------------------------------- the request
+Json = dict[str, Any]
+"""A body as JSON carries it: the CLI builds and reads the daemon's shapes (``DeployIn``,
+``qkt.deploy/1``) as plain values, so a deploy's cold start loads no pydantic."""
+
+
 def _request(
-    children: list[ChildIn],
+    children: list[Json],
     report: ValidationReport,
     flag: bool | None,
     env: dict[str, str],
@@ -247,9 +252,8 @@ def _request(
     pace: str,
     dry_run: bool,
     config: ResolvedConfig,
-) -> DeployIn:
-    from qkt.daemon.models import DeployIn, ReplayIn
-    from qkt.daemon.planning import profile_fields
+) -> Json:
+    from qkt.daemon.wire import profile_fields
     from qkt.routing import resolve_strict
 
     strict = flag
@@ -263,43 +267,57 @@ def _request(
     }
     rows = None
     if replay is not None:
-        rows = ReplayIn(csv=_read(replay), name=str(replay), speed=pace)
-    return DeployIn(
-        children=children, strict=strict, replay=rows, dry_run=dry_run, profiles=profiles
-    )
+        rows = {"csv": _read(replay, MAX_REPLAY_BYTES), "name": str(replay), "speed": pace}
+    return {
+        "children": children,
+        "strict": strict,
+        "replay": rows,
+        "dry_run": dry_run,
+        "profiles": profiles,
+    }
 
 
-def _children(
-    file: Path, kind: str, report: ValidationReport, params: dict[str, Any]
-) -> list[ChildIn]:
-    from qkt.daemon.models import ChildIn
+def _children(file: Path, kind: str, report: ValidationReport, params: Json) -> list[Json]:
     from qkt.portfolio import default_as_name, load_portfolio
 
     if kind != "portfolio":
         f = report.files[0]
         name = f.as_name or default_as_name(f.name or file.stem)
-        return [ChildIn(name=name, file=str(file), source=_read(file), params=_jsonable(params))]
+        return [_child(name, None, str(file), _read(file), params, None)]
     portfolio, _ = load_portfolio(file)
     assert portfolio is not None  # it validated
     children = []
     for entry, f in zip(portfolio.entries, report.files[0].children, strict=True):
         as_name = f.as_name or default_as_name(f.name or entry.path.stem)
         children.append(
-            ChildIn(
-                name=portfolio.deployment_name(as_name),
-                portfolio=portfolio.name,
-                file=str(entry.path),
-                source=_read(entry.path),
-                params=_jsonable(dict(entry.params)),
-                strict=portfolio.strict_brokers,
+            _child(
+                portfolio.deployment_name(as_name),
+                portfolio.name,
+                str(entry.path),
+                _read(entry.path),
+                dict(entry.params),
+                portfolio.strict_brokers,
             )
         )
     return children
 
 
-def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+def _child(
+    name: str, portfolio: str | None, file: str, source: str, params: Json, strict: bool | None
+) -> Json:
+    return {
+        "name": name,
+        "portfolio": portfolio,
+        "file": file,
+        "source": source,
+        "params": _jsonable(params),
+        "strict": strict,
+    }
+
+
+def _jsonable(params: Json) -> Json:
     """Values as JSON carries them: a decimal number as a JSON number."""
-    out: dict[str, Any] = {}
+    out: Json = {}
     for name, value in params.items():
         if isinstance(value, Decimal):
             out[name] = int(value) if value == value.to_integral_value() else float(value)
@@ -308,25 +326,35 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, limit: int | None = None) -> str:
+    """A strategy (at most 1 MiB, as everywhere) or a replay (``limit``) as text."""
     from qkt.errors import QktError
-    from qkt.textfile import read_text
+    from qkt.textfile import MAX_FILE_BYTES, decode, read_bytes
 
-    text = read_text(path, str(path))
+    data = read_bytes(path, str(path), limit=limit or MAX_FILE_BYTES)
+    text = data if isinstance(data, Diagnostic) else decode(data, str(path))
     if not isinstance(text, str):
         raise QktError(text)
-    return text
+    return text.removeprefix("\ufeff")
+
+
+def _send(client: Any, request: Json) -> Json:
+    import json
+
+    from qkt.daemon.client import DEPLOY_TIMEOUT_S
+
+    body = json.dumps(request).encode()
+    answer: Json = client.request("POST", "/v1/deploy", body, timeout=DEPLOY_TIMEOUT_S)
+    return answer
 
 
 # ---------------------------------------------------------------- output
-def _render(answer: DeployOut, local: list[Diagnostic], as_json: bool) -> None:
-    from qkt.diagnostics import Diagnostic, warning
+def _render(answer: Json, as_json: bool) -> bool:
+    """Print the daemon's answer; whether the deploy went through."""
+    from qkt.diagnostics import warning
 
-    said = [
-        Diagnostic(d.severity, d.code, d.message, d.path, d.line, d.column, d.hint)
-        for d in answer.diagnostics
-    ]
-    for profile, fields in answer.differences.items():
+    said = [_diagnostic(d) for d in answer.get("diagnostics") or ()]
+    for profile, fields in (answer.get("differences") or {}).items():
         said.append(
             warning(
                 "profile-differs",
@@ -336,51 +364,62 @@ def _render(answer: DeployOut, local: list[Diagnostic], as_json: bool) -> None:
                 f"{profile})",
             )
         )
+    ok = bool(answer.get("ok"))
     if as_json:
-        data = answer.model_dump(mode="json", by_alias=True)
-        data["diagnostics"] = [d.to_json() for d in said]
-        output.print_json(data)
-        return
+        output.print_json({**answer, "diagnostics": [d.to_json() for d in said]})
+        return ok
     output.print_diagnostics(said, err=True)
-    for d in answer.deployments:
-        _deployment(d, answer.dry_run)
-    if not answer.ok:
+    for d in answer.get("deployments") or ():
+        _deployment(d, bool(answer.get("dry_run")))
+    if not ok:
         errors = sum(d.is_error for d in said)
         output.echo(
             f"deploy refused: {errors} error{'s' if errors != 1 else ''}; nothing runs", err=True
         )
+    return ok
 
 
-def _deployment(d: DeploymentOut, dry_run: bool) -> None:
+def _diagnostic(d: Json) -> Diagnostic:
+    severity = d.get("severity")
+    return Diagnostic(
+        severity if severity in ("error", "warning", "info") else "error",
+        str(d.get("code") or "daemon"),
+        str(d.get("message") or ""),
+        d.get("path"),
+        d.get("line"),
+        d.get("column"),
+        d.get("hint"),
+    )
+
+
+def _deployment(d: Json, dry_run: bool) -> None:
     from cli.lifecycle import route_table
 
-    what = "planned" if dry_run else d.state
-    reason = f" ({d.reason})" if d.reason and not dry_run else ""
-    output.echo(f"{d.name}: {what}{reason}, strategy {d.strategy} ({d.file})")
-    route_table([r.model_dump(mode="json") for r in d.routes])
+    what = "planned" if dry_run else d["state"]
+    reason = f" ({d['reason']})" if d.get("reason") and not dry_run else ""
+    output.echo(f"{d['name']}: {what}{reason}, strategy {d['strategy']} ({d['file']})")
+    route_table(d.get("routes") or [])
 
 
 def _local_plan(
-    request: DeployIn, report: ValidationReport, problems: list[Diagnostic], as_json: bool
+    request: Json, report: ValidationReport, problems: list[Diagnostic], as_json: bool
 ) -> None:
-    from qkt.daemon.models import DeploymentOut, RouteOut
-
-    outs = []
-    for child, f in zip(request.children, _strategies(report), strict=True):
-        outs.append(
-            DeploymentOut(
-                name=child.name,
-                portfolio=child.portfolio,
-                strategy=f.name or "",
-                file=child.file,
-                state="stopped",
-                reason=LOCAL,
-                since=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                strict=f.strict,
-                params=child.params,
-                routes=[RouteOut(**r.to_json()) for r in f.routes],
-            )
-        )
+    since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    outs = [
+        {
+            "name": child["name"],
+            "portfolio": child["portfolio"],
+            "strategy": f.name or "",
+            "file": child["file"],
+            "state": "stopped",
+            "reason": LOCAL,
+            "since": since,
+            "strict": f.strict,
+            "params": child["params"],
+            "routes": [r.to_json() for r in f.routes],
+        }
+        for child, f in zip(request["children"], _strategies(report), strict=True)
+    ]
     if as_json:
         output.print_json(
             {
@@ -388,7 +427,7 @@ def _local_plan(
                 "ok": True,
                 "dry_run": True,
                 "local": True,
-                "deployments": [o.model_dump(mode="json") for o in outs],
+                "deployments": outs,
                 "diagnostics": [d.to_json() for d in problems],
             }
         )
