@@ -15,6 +15,7 @@ SCRIPTS = (
     "engine.py",
     "replay_check.py",
     "dispatch.py",
+    "deploy.py",
 )
 for script in SCRIPTS:
     print(f"== {script}", flush=True)
