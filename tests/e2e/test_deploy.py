@@ -23,7 +23,7 @@ PAPER_ONCE = """STRATEGY paper_once VERSION 1
 SYMBOLS
 x = BACKTEST:EURUSD EVERY 1m
 RULES
-WHEN POSITION.x = 0 THEN BUY x SIZING 1
+WHEN POSITION.x = 0 THEN BUY x SIZING 1; LOG "paper buy"
 """
 BAD = """STRATEGY bad VERSION 1
 SYMBOLS
@@ -226,14 +226,19 @@ def test_stop_flatten_closes_the_position_and_waits_for_the_fill(lab: Lab) -> No
 def test_a_restart_restores_what_ran_and_stops_an_interrupted_replay(lab: Lab) -> None:
     lab.write("once.qkt", ONCE)
     lab.write("paper.qkt", PAPER_ONCE)
+    shutil.copy(ROOT / "examples" / "momentum.qkt", lab.base / "momentum.qkt")
     lab.start()
     assert lab.qkt("deploy", "once.qkt").returncode == 0
     assert lab.qkt("deploy", "paper.qkt", "--replay", EURUSD, "--speed", "60").returncode == 0
+    assert lab.qkt("deploy", "momentum.qkt", "--as", "mom").returncode == 0
     wait(lambda: holds(lab, "0.1"), 20, "once's order")
     wait(lambda: lab.status("paper_once")["fills"], 20, "the paper fill")
+    assert "INFO    paper_once log       info: paper buy" in lab.log("paper_once")
     assert lab.sigterm() == 0
     lab.start()
-    assert lab.state_of("once") == "running"
+    assert lab.state_of("once") == "running" and lab.state_of("mom") == "running"
+    # Restored with its indicators warm from the simulator's bar history, and status says so.
+    wait(lambda: (lab.status("mom")["warmup"] or "").startswith("warm:"), 30, "mom's warm-up")
     paper = lab.status("paper_once")
     assert paper["state"] == "stopped"
     assert paper["reason"] == "interrupted replay is not replayed (paper fills would repeat)"
