@@ -43,21 +43,21 @@ class Connectivity:
     def __init__(self) -> None:
         self._profiles: dict[str, _Profile] = {}
 
-    def use(self, deployment: str, profile: str, kind: str, target: str) -> None:
-        """``deployment`` trades through ``profile`` (a venue profile)."""
+    def use(self, user: str, profile: str, kind: str, target: str) -> None:
+        """``user`` (a deployment's token) trades through ``profile`` (a venue profile)."""
         entry = self._profiles.setdefault(profile, _Profile(kind, target))
-        entry.users.add(deployment)
+        entry.users.add(user)
 
-    def release(self, deployment: str) -> None:
-        """``deployment`` stopped: its notices no longer count, and a profile nobody uses is
+    def release(self, user: str) -> None:
+        """``user`` stopped: its notices no longer count, and a profile nobody uses is
         forgotten."""
         for name, entry in list(self._profiles.items()):
-            entry.users.discard(deployment)
-            entry.down = {k: v for k, v in entry.down.items() if k[0] != deployment}
+            entry.users.discard(user)
+            entry.down = {k: v for k, v in entry.down.items() if k[0] != user}
             if not entry.users:
                 del self._profiles[name]
 
-    def notice(self, deployment: str, notice: VenueNotice) -> None:
+    def notice(self, user: str, notice: VenueNotice) -> None:
         entry = self._profiles.get(notice.broker)
         if entry is None or is_warmup(notice.message):
             return
@@ -69,23 +69,23 @@ class Connectivity:
                 what = _READINESS
             else:
                 return  # a warning about something else (a symbol, a partial answer)
-            entry.down.setdefault((deployment, what), (notice.time, message))
+            entry.down.setdefault((user, what), (notice.time, message))
             return
         if message.endswith(_UP):
-            entry.down.pop((deployment, message[: -len(_UP)]), None)
+            entry.down.pop((user, message[: -len(_UP)]), None)
         elif message.startswith("gateway ") and message.endswith(" is ready"):
-            entry.down.pop((deployment, _READINESS), None)
+            entry.down.pop((user, _READINESS), None)
 
-    def refused(self, deployment: str, profile: str, reason: str) -> None:
+    def refused(self, user: str, profile: str, reason: str) -> None:
         """A start refused because the gateway does not answer (a restored deployment retries)."""
         entry = self._profiles.get(profile)
         if entry is not None:
-            entry.down.setdefault((deployment, _READINESS), (datetime.now(UTC), reason))
+            entry.down.setdefault((user, _READINESS), (datetime.now(UTC), reason))
 
-    def answered(self, deployment: str, profile: str) -> None:
+    def answered(self, user: str, profile: str) -> None:
         entry = self._profiles.get(profile)
         if entry is not None:
-            entry.down.pop((deployment, _READINESS), None)
+            entry.down.pop((user, _READINESS), None)
 
     def broker(self, profile: str) -> BrokerOut | None:
         entry = self._profiles.get(profile)

@@ -71,6 +71,9 @@ class LiveDeployment:
         self.file = file
         self.csv = csv
         self.speed = speed
+        self.key = f"{name}#{id(self):x}"
+        """This deployment's own token (its connectivity notices): a deploy refused or planned
+        under the name of a running deployment never touches the running one's."""
         self.log = logger.bind(deployment=name)
         self.recorder = Recorder(env.context.journal, name, self.log, self._notice)
         self.spec: Deployment | None = None
@@ -121,7 +124,7 @@ class LiveDeployment:
                 broker.before_send = self.recorder.before_send(profile)
                 broker.on_settled = self.recorder.settled(profile)
             route = next(r for r in session.plan.routes if r.profile == profile)
-            self.env.connectivity.use(name, profile, route.type, route.target)
+            self.env.connectivity.use(self.key, profile, route.type, route.target)
         self.session = session
         return session
 
@@ -137,7 +140,7 @@ class LiveDeployment:
 
     def forget(self) -> None:
         """Nothing of this deployment runs any more (refused, stopped, failed, finished)."""
-        self.env.connectivity.release(self.name)
+        self.env.connectivity.release(self.key)
         self.close_log()
         if self.replay_file is not None:
             with contextlib.suppress(OSError):
@@ -272,7 +275,7 @@ class LiveDeployment:
             alias = notice.message.removeprefix("warm-up of ").split(":", 1)[0]
             self.warmups[alias] = (notice.level, notice.message)
             return
-        self.env.connectivity.notice(self.name, notice)
+        self.env.connectivity.notice(self.key, notice)
 
     def warmup(self) -> str | None:
         """Whether the indicators started warm (SPEC §6.1)."""

@@ -93,14 +93,14 @@ async def start_retrying(dep: LiveDeployment) -> None:
                 raise
             reason = first_line(exc)
             for profile in dep.session.venues:
-                dep.env.connectivity.refused(dep.name, profile, reason)
+                dep.env.connectivity.refused(dep.key, profile, reason)
             if not told:
                 dep.log.warning(f"cannot start yet: {reason}; trying again every {RETRY_S:g} s")
                 told = True
             await asyncio.sleep(RETRY_S)
             continue
         for profile in dep.session.venues:
-            dep.env.connectivity.answered(dep.name, profile)
+            dep.env.connectivity.answered(dep.key, profile)
         return
 
 

@@ -142,6 +142,8 @@ def test_a_name_in_use_is_refused_and_a_stopped_one_is_replaced(lab: Lab) -> Non
     assert again.returncode == 1
     assert "name-in-use" in again.stderr and "once` is running" in again.stderr
     assert len(lab.sim.orders()) == 1
+    assert lab.json("deploy", "once.qkt", "--dry-run")["ok"] is False
+    assert [b["state"] for b in lab.status("once")["brokers"]] == ["up"]  # untouched by both
     stopped = lab.json("stop", "once")
     assert stopped["deployments"][0]["state"] == "stopped"
     assert lab.qkt("stop", "once").returncode == 0  # stopping a stopped one: not an error
