@@ -219,6 +219,7 @@ class MT5Broker:
                     f"{exc.diagnostics[0].message}",
                 )
             ) from None
+        self.recovered = []  # a start again (after another broker of the session refused)
         for position in ours:
             self.book.adopt(position, self._utc(position.time_msc))
             self.recovered.append(
