@@ -136,7 +136,7 @@ def deploy(
             raise
         _local_plan(request, report, problems, as_json)
         return
-    if not _render(answer, as_json):
+    if not _render(answer, problems, as_json):
         raise typer.Exit(1)
 
 
@@ -349,11 +349,14 @@ def _send(client: Any, request: Json) -> Json:
 
 
 # ---------------------------------------------------------------- output
-def _render(answer: Json, as_json: bool) -> bool:
-    """Print the daemon's answer; whether the deploy went through."""
+def _render(answer: Json, local: list[Diagnostic], as_json: bool) -> bool:
+    """Print the daemon's answer, and the local checks' warnings it does not repeat (a
+    portfolio's own, the configuration's); whether the deploy went through."""
     from qkt.diagnostics import warning
 
     said = [_diagnostic(d) for d in answer.get("diagnostics") or ()]
+    seen = {(d.code, d.message) for d in said}
+    said += [d for d in local if (d.code, d.message) not in seen]
     for profile, fields in (answer.get("differences") or {}).items():
         said.append(
             warning(
