@@ -1,13 +1,10 @@
 """``qkt deploy FILE``: put a portfolio or one strategy live on the daemon (SPEC §5.4).
 
-First exactly the checks of ``qkt validate FILE`` run here (with ``--param`` applied by
-:func:`qkt.params.apply_params`, and the ``--replay`` file judged as ``qkt run`` judges it): on a
-failure, its diagnostics and exit 1, nothing sent. Then the daemon gets the strategy sources (not
-paths), params, strictness (``--strict-brokers/--no-strict-brokers``, else ``$QKT_STRICT_BROKERS``
-of this shell), the replay's rows, and this shell's resolution of each routed profile without
-secrets (a secret field is ``***`` when set); it plans again with its own registry and starts
-every child or none. Printed: each deployment with its routes as the daemon planned them, its
-warnings, and the profiles whose fields the daemon resolves otherwise.
+The command parses its flags, runs the local checks and builds the request with
+:mod:`qkt.daemon.request` (exactly ``qkt validate FILE``'s checks first: on a failure, its
+diagnostics and exit 1, nothing sent), sends it over the socket and prints the answer: each
+deployment with its routes as the daemon planned them, the warnings, and the profiles whose
+fields the daemon resolves otherwise than this shell. The daemon starts every child or none.
 
 ``--dry-run`` asks the daemon to plan; with no daemon it prints the local plan and says so. No
 daemon otherwise: exit 1, ``start one with: qkt daemon --detach``. ``--json``: ``qkt.deploy/1``.
@@ -18,7 +15,6 @@ from __future__ import annotations
 import math
 import os
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -29,12 +25,10 @@ from cli.common import globals_of
 from qkt.diagnostics import Diagnostic
 
 if TYPE_CHECKING:
-    from qkt.config import ResolvedConfig
-    from qkt.validation import FileReport, ValidationReport
+    from qkt.validation import ValidationReport
 
 SCHEMA = "qkt.deploy/1"
-MAX_REPLAY_BYTES = 200 * 1024 * 1024
-"""The largest replay a deploy sends (the daemon takes request bodies up to 256 MiB)."""
+Json = dict[str, Any]
 LOCAL = "no daemon: local plan"
 
 
@@ -92,6 +86,7 @@ def deploy(
     every deployment or none. Prints each deployment with its routes as the daemon planned them.
     Exit 1 when anything is refused (nothing then runs) or no daemon answers."""
     from qkt.config import load_config
+    from qkt.daemon import request as deployreq
     from qkt.validation import Validator, kind_of_path
 
     kind = kind_of_path(file)
@@ -114,16 +109,18 @@ def deploy(
     if kind == "portfolio":
         report = validator.validate([file])
     else:
-        report, params = _strategy_report(validator, file, as_name, param or [])
+        report, params = deployreq.strategy_report(validator, file, as_name, _overrides(param))
     problems = list(report.all_diagnostics())
     if report.ok and replay is not None:
-        problems += _replay_problems(replay, report)
+        problems += deployreq.replay_problems(replay, report)
     from qkt.diagnostics import has_errors
 
     if has_errors(problems):
         _refused_locally(problems, as_json, dry_run)
-    children = _children(file, kind, report, params)
-    request = _request(children, report, strict_brokers, env, replay, pace, dry_run, config)
+    children = deployreq.children(file, kind, report, params)
+    request = deployreq.request(
+        children, report, strict_brokers, env, replay, pace, dry_run, config
+    )
     from cli.daemon import state_of
     from qkt.daemon.client import DaemonClient, DaemonUnreachable
 
@@ -166,55 +163,17 @@ def _check_name(name: str | None) -> None:
         )
 
 
-def _strategy_report(
-    validator: Any, file: Path, as_name: str | None, items: list[str]
-) -> tuple[ValidationReport, dict[str, Any]]:
-    """``qkt validate FILE``, with the ``--param`` overrides bound and checked again (the checks
-    ``qkt run --param`` makes) and the deployment name ``--as`` gives; and the overrides."""
-    from qkt.dsl import parse_strategy_file
-    from qkt.params import apply_params, cli_override
+def _overrides(items: list[str] | None) -> list[Any]:
+    """``--param NAME=VALUE`` items as overrides; a malformed one is a command-line error."""
+    from qkt.params import cli_override
 
-    report: ValidationReport = validator.validate([file])
-    if not report.files or (not items and as_name is None):
-        return report, {}
     overrides = []
-    for item in items:
+    for item in items or ():
         override = cli_override(item)
         if override is None:
             raise typer.BadParameter(f"{item!r}: use NAME=VALUE", param_hint="--param")
         overrides.append(override)
-    parsed = parse_strategy_file(file)
-    if parsed.strategy is None:
-        return report, {}
-    values, problems = apply_params(parsed.strategy, overrides, path=str(file))
-    report.files[0] = validator.strategy(
-        file,
-        params=values,
-        as_name=as_name,
-        extra=problems,
-        parsed=parsed,
-        as_where={} if as_name else None,
-    )
-    return report, {o.name: o.value for o in overrides}
-
-
-def _replay_problems(path: Path, report: ValidationReport) -> list[Diagnostic]:
-    """The replay file judged whole, as ``qkt run --replay`` judges it."""
-    from qkt.errors import QktError
-    from qkt.feeds.replay import ReplaySource
-
-    symbols = sorted({r.symbol for f in _strategies(report) for r in f.routes})
-    try:
-        return list(ReplaySource(path).check(symbols).diagnostics)
-    except QktError as exc:
-        return list(exc.diagnostics)
-
-
-def _strategies(report: ValidationReport) -> list[FileReport]:
-    found = []
-    for f in report.files:
-        found.extend(f.children if f.kind == "portfolio" else [f])
-    return found
+    return overrides
 
 
 def _refused_locally(problems: list[Diagnostic], as_json: bool, dry_run: bool) -> None:
@@ -235,107 +194,6 @@ def _refused_locally(problems: list[Diagnostic], as_json: bool, dry_run: bool) -
             f"not deployed: {errors} error{'s' if errors != 1 else ''}; nothing sent", err=True
         )
     raise typer.Exit(1)
-
-
-# ---------------------------------------------------------------- the request
-Json = dict[str, Any]
-"""A body as JSON carries it: the CLI builds and reads the daemon's shapes (``DeployIn``,
-``qkt.deploy/1``) as plain values, so a deploy's cold start loads no pydantic."""
-
-
-def _request(
-    children: list[Json],
-    report: ValidationReport,
-    flag: bool | None,
-    env: dict[str, str],
-    replay: Path | None,
-    pace: str,
-    dry_run: bool,
-    config: ResolvedConfig,
-) -> Json:
-    from qkt.daemon.wire import profile_fields
-    from qkt.routing import resolve_strict
-
-    strict = flag
-    if strict is None and env.get("QKT_STRICT_BROKERS", "").strip():
-        strict = resolve_strict(None, env, False, "default").on  # this shell's $QKT_STRICT_BROKERS
-    routed = {r.profile for f in _strategies(report) for r in f.routes}
-    profiles = {
-        name: profile_fields(config.profiles[name])
-        for name in sorted(routed)
-        if name in config.profiles
-    }
-    rows = None
-    if replay is not None:
-        rows = {"csv": _read(replay, MAX_REPLAY_BYTES), "name": str(replay), "speed": pace}
-    return {
-        "children": children,
-        "strict": strict,
-        "replay": rows,
-        "dry_run": dry_run,
-        "profiles": profiles,
-    }
-
-
-def _children(file: Path, kind: str, report: ValidationReport, params: Json) -> list[Json]:
-    from qkt.portfolio import default_as_name, load_portfolio
-
-    if kind != "portfolio":
-        f = report.files[0]
-        name = f.as_name or default_as_name(f.name or file.stem)
-        return [_child(name, None, str(file), _read(file), params, None)]
-    portfolio, _ = load_portfolio(file)
-    assert portfolio is not None  # it validated
-    children = []
-    for entry, f in zip(portfolio.entries, report.files[0].children, strict=True):
-        as_name = f.as_name or default_as_name(f.name or entry.path.stem)
-        children.append(
-            _child(
-                portfolio.deployment_name(as_name),
-                portfolio.name,
-                str(entry.path),
-                _read(entry.path),
-                dict(entry.params),
-                portfolio.strict_brokers,
-            )
-        )
-    return children
-
-
-def _child(
-    name: str, portfolio: str | None, file: str, source: str, params: Json, strict: bool | None
-) -> Json:
-    return {
-        "name": name,
-        "portfolio": portfolio,
-        "file": file,
-        "source": source,
-        "params": _jsonable(params),
-        "strict": strict,
-    }
-
-
-def _jsonable(params: Json) -> Json:
-    """Values as JSON carries them: a decimal number as a JSON number."""
-    out: Json = {}
-    for name, value in params.items():
-        if isinstance(value, Decimal):
-            out[name] = int(value) if value == value.to_integral_value() else float(value)
-        else:
-            out[name] = value
-    return out
-
-
-def _read(path: Path, limit: int | None = None) -> str:
-    """A strategy (at most 1 MiB, as everywhere) or a replay (``limit``) as text."""
-    from qkt.errors import QktError
-    from qkt.textfile import MAX_FILE_BYTES, decode, read_bytes
-
-    data = read_bytes(path, str(path), limit=limit or MAX_FILE_BYTES)
-    text = data if isinstance(data, Diagnostic) else decode(data, str(path))
-    if not isinstance(text, str):
-        raise QktError(text)
-    return text.removeprefix("\ufeff")
 
 
 def _send(client: Any, request: Json) -> Json:
@@ -407,6 +265,8 @@ def _deployment(d: Json, dry_run: bool) -> None:
 def _local_plan(
     request: Json, report: ValidationReport, problems: list[Diagnostic], as_json: bool
 ) -> None:
+    from qkt.daemon.request import strategies
+
     since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     outs = [
         {
@@ -421,7 +281,7 @@ def _local_plan(
             "params": child["params"],
             "routes": [r.to_json() for r in f.routes],
         }
-        for child, f in zip(request["children"], _strategies(report), strict=True)
+        for child, f in zip(request["children"], strategies(report), strict=True)
     ]
     if as_json:
         output.print_json(
