@@ -168,6 +168,20 @@ def test_thousands_of_unknown_names_among_thousands_of_lets_are_checked_at_once(
     )
 
 
+@pytest.mark.timeout(60)
+def test_blanks_at_the_end_of_a_strategy_are_read_at_once() -> None:
+    # The tokenizer's pattern retried 90,000 trailing spaces at every offset: 10 s.
+    text = (
+        "STRATEGY s VERSION 1\nSYMBOLS\neur = EXNESS:EURUSD EVERY 1m\nRULES\nWHEN -" + " " * 500_000
+    )
+    started = time.monotonic()
+    parsed = parse_strategy(text, "s.qkt")
+    assert time.monotonic() - started < 2
+    assert [d.format() for d in parsed.diagnostics] == [
+        "s.qkt:5:500007: error[syntax]: expected a value, found end of file"
+    ]
+
+
 def test_suggestions_among_many_names_stay_cheap_and_right() -> None:
     names = [f"name{i}" for i in range(100_000)]
     started = time.monotonic()

@@ -97,7 +97,9 @@ def tokenize(text: str, path: str | None = None) -> tuple[list[Token], list[Diag
     line = 1
     line_start = 0  # offset of the current line's first character
     pos = 0  # offset of the current match
-    for raw in _TOKEN.findall(text):
+    # Blanks at the very end match no token: findall would retry them at every offset (time
+    # quadratic in their length), so they are left out; eof is placed after them.
+    for raw in _TOKEN.findall(text.rstrip(_BLANKS)):
         hit = cache_get(raw) or _classify(raw)
         kind = hit[0]
         if kind in special:
