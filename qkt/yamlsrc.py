@@ -27,6 +27,8 @@ MAX_VALUES = 100_000
 """The most values (mappings, sequences, keys and scalars) one YAML document may build."""
 MAX_DEPTH = 64
 """The deepest nesting of mappings and sequences a YAML document may have."""
+_TOO_LARGE = f"the document builds more than {MAX_VALUES:,} values"
+_TOO_DEEP = f"the document nests deeper than {MAX_DEPTH} levels"
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _COLLECTION_START = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
@@ -77,20 +79,10 @@ class _Builder:
     def count(self, node: yaml.Node, depth: int) -> None:
         self.built += 1
         if self.built > MAX_VALUES:
-            self.problems = [
-                self._at(
-                    node,
-                    "yaml-too-large",
-                    f"the document builds more than {MAX_VALUES:,} values",
-                )
-            ]
+            self.problems = [self._at(node, "yaml-too-large", _TOO_LARGE)]
             raise _TooMuch
         if depth > MAX_DEPTH:
-            self.problems = [
-                self._at(
-                    node, "yaml-too-deep", f"the document nests deeper than {MAX_DEPTH} levels"
-                )
-            ]
+            self.problems = [self._at(node, "yaml-too-deep", _TOO_DEEP)]
             raise _TooMuch
 
     def build(self, node: yaml.Node, keypath: KeyPath, depth: int = 1) -> Any:
@@ -171,7 +163,7 @@ class _Builder:
         return error(code, message, path=self.doc.path, line=mark.line + 1, column=mark.column + 1)
 
 
-def _alias_budget(text: str, path: str) -> Diagnostic | None:
+def _prescan(text: str, path: str) -> Diagnostic | None:
     """Refuse a document whose aliases would build more than :data:`MAX_VALUES` values, or that
     nests deeper than :data:`MAX_DEPTH` levels.
 
@@ -190,8 +182,7 @@ def _alias_budget(text: str, path: str) -> Diagnostic | None:
             event: Any = loader.get_event()  # type: ignore[no-untyped-call]
             if isinstance(event, _COLLECTION_START):
                 if len(frames) >= MAX_DEPTH:
-                    message = f"the document nests deeper than {MAX_DEPTH} levels"
-                    return _at_event(event, path, "yaml-too-deep", message)
+                    return _at_event(event, path, "yaml-too-deep", _TOO_DEEP)
                 frames.append((event.anchor, [1]))
                 total += 1
                 if total > MAX_VALUES:
@@ -241,9 +232,6 @@ def _alias_budget(text: str, path: str) -> Diagnostic | None:
     return None
 
 
-_TOO_LARGE = f"the document builds more than {MAX_VALUES:,} values"
-
-
 def _at_event(event: Any, path: str, code: str, message: str) -> Diagnostic:
     mark = event.start_mark
     return error(code, message, path=path, line=mark.line + 1, column=mark.column + 1)
@@ -252,7 +240,7 @@ def _at_event(event: Any, path: str, code: str, message: str) -> Diagnostic:
 def load_yaml(text: str, path: str) -> tuple[YamlDoc | None, list[Diagnostic]]:
     """Parse ``text``; on a syntax error return ``None`` and one positioned diagnostic."""
     doc = YamlDoc(None, path)
-    refused = _alias_budget(text, path)
+    refused = _prescan(text, path)
     if refused is not None:
         return None, [refused]
     loader = _Loader(text)
