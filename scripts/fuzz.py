@@ -694,6 +694,7 @@ class Outcome:
     feature: str = ""
     signature: str = ""
     text: str = ""
+    seconds: float = 0.0
 
 
 def signature_of(exc: BaseException) -> str:
@@ -1337,7 +1338,8 @@ class Runner:
         run = self.fuzz.targets[case.target][2]
         previous = Path.cwd()
         os.chdir(here)
-        self.current = (case, time.monotonic())
+        started = time.monotonic()
+        self.current = (case, started)
         try:
             self.armed = True
             signal.setitimer(signal.ITIMER_REAL, timeout or self.timeout)
@@ -1346,7 +1348,7 @@ class Runner:
             finally:
                 self.armed = False
                 signal.setitimer(signal.ITIMER_REAL, 0)
-            return Outcome("ok", feature)
+            return Outcome("ok", feature, seconds=time.monotonic() - started)
         except Hang:
             return Outcome("hang", signature="hang", text=f"over {timeout or self.timeout} s")
         except (Exception, RecursionError, MemoryError) as exc:
@@ -1521,6 +1523,7 @@ def fuzz(args: argparse.Namespace) -> int:
         start = time.monotonic()
         said = start
         shrink = min(20.0, max(2.0, args.budget / 20))  # seconds to minimise one crasher
+        slow = 0  # inputs saved for taking more than half the time limit
         ending: list[int] = []  # SIGTERM: stop after this input, and say how it went
         signal.signal(signal.SIGTERM, lambda signum, frame: ending.append(signum))
         while time.monotonic() - start < args.budget and not ending:
@@ -1536,6 +1539,11 @@ def fuzz(args: argparse.Namespace) -> int:
                 stats.by_target[target] = stats.by_target.get(target, 0) + 1
             if outcome.kind == "ok":
                 fz.keep(case, outcome.feature)
+                if outcome.seconds > args.timeout / 2 and slow < 5:  # not a hang: worth a look
+                    slow += 1
+                    took = f"{outcome.seconds:.1f} s"
+                    where = save(out, case, Outcome("slow", signature=f"{took} ({slow})"))
+                    print(f"slow   {target}: {took}, not a hang -> {where}", flush=True)
             else:
                 with stats.lock:
                     if outcome.kind == "crash":
