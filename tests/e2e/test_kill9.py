@@ -87,6 +87,9 @@ def _kill(lab: Lab, sim: Sim, rng: random.Random, kind: str, said: str) -> str:
     # Settled first (an order of the killed run may still be placed late): one lot, nothing open.
     wait(lambda: sim.volume() == LOT, 40, f"0.1 lots before {kind} {said}")
     wait(lambda: lab.status("once")["orders"] == [], 40, f"nothing open before {kind} {said}")
+    # A bar must see the position before it goes: the rule fires on the bar its condition turns
+    # true, so a position opened and closed within one 1 s bar would never let it fire again.
+    time.sleep(1.5)
     before = len(sim.orders())
     if kind == "place_after":
         hold = rng.randrange(500, 3500)
