@@ -585,11 +585,15 @@ class Mutator:
                     b"",
                     b"9" * 5000,
                     cells[0] + b"Z",
+                    b" " + cells[0] + b" ",
+                    "\u2028".encode() + cells[0],
+                    cells[0] + "\u00a0".encode(),
                 )
             )
         else:
             cells[j] = rng.choice(
-                [s.encode() for s in EXTREMES] + [b'"1,2"', b'"a\nb"', b" 1 ", b"EURUSD", b"eurusd"]
+                [s.encode() for s in EXTREMES]
+                + [b'"1,2"', b'"a\nb"', b" 1 ", b" ", "\u00a0".encode(), b"EURUSD", b"eurusd"]
             )
         lines[i] = b",".join(cells) + ending
         return b"".join(lines)

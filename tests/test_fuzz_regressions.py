@@ -140,6 +140,27 @@ def test_a_bar_of_the_last_minute_of_9999_replays_as_the_check_passed_it(write: 
     ]
 
 
+def test_blanks_around_a_replay_time_or_volume_replay_as_the_check_passed_them(
+    write: Writer,
+) -> None:
+    # The check strips a time (and reads a blank volume as 0); the reader did not, and failed
+    # the file after the check had passed it: "the row changed since the file was checked".
+    path = write(
+        "padded.csv",
+        "time,open,high,low,close,volume\n"
+        " 2026-03-02T06:37:00Z ,1.08326,1.0833,1.08316,1.0832, \n"
+        "\u20282026-03-02T06:38:00Z,1.08326,1.0833,1.08316,1.0832,\u00a0\n"
+        " 1772434800000,1.08326,1.0833,1.08316,1.0832,1\n",
+    )
+    source = ReplaySource(path)
+    assert source.check(["EURUSD"]).ok
+    assert [(str(r.bar.time), r.bar.volume) for r in source if r.bar] == [
+        ("2026-03-02 06:37:00+00:00", 0.0),
+        ("2026-03-02 06:38:00+00:00", 0.0),
+        ("2026-03-02 07:00:00+00:00", 1.0),
+    ]
+
+
 # ------------------------------------------------------------ the strategy language
 
 

@@ -182,7 +182,7 @@ class ReplaySource:
             try:
                 if len(values) != width:
                     raise ValueError("fields")
-                text = values[ti]
+                text = values[ti].strip()  # as the check reads it: blanks around are allowed
                 if text.isdigit() and int(text) >= EPOCH_SECONDS_BELOW:
                     moment = _EPOCH + timedelta(milliseconds=int(text))
                 else:
@@ -192,7 +192,7 @@ class ReplaySource:
                     elif moment.tzinfo is not UTC:
                         moment = moment.astimezone(UTC)
                 symbol = values[si].strip() or None if si is not None else None
-                volume = float(values[vi] or 0) if vi is not None else 0.0
+                volume = float(values[vi].strip() or 0) if vi is not None else 0.0
                 if bars:
                     o, h, lo, c = (
                         float(values[oi]),
