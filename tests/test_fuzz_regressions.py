@@ -189,6 +189,21 @@ def test_thousands_of_unknown_names_among_thousands_of_lets_are_checked_at_once(
     )
 
 
+def test_a_bollinger_k_of_hundreds_of_digits_runs(write: Writer) -> None:
+    # The warm-up length counted k as a period: int(float(k)) raised OverflowError.
+    text = (
+        "STRATEGY s VERSION 1\nSYMBOLS\neur = EXNESS:EURUSD EVERY 1m\nRULES\n"
+        f"WHEN eur.close > bollinger_upper(eur, 5, {'9' * 400}) THEN BUY eur SIZING 1\n"
+    )
+    parsed = parse_strategy(text, "s.qkt")
+    assert parsed.ok and parsed.strategy is not None
+    config = load_config(ROOT / "qkt.config.yaml", env={"QKT_NO_CACHE": "1"}, cwd=ROOT)
+    session = LiveSession(parsed.strategy, BrokerRegistry.from_config(config), paper_only=True)
+    assert session.runtime.warmup_bars("eur") == 5
+    summary = session.run(ReplaySource(write("r.csv", first_rows(30))))
+    assert summary.fills == 0  # the band is infinitely far: the rule never fires
+
+
 @pytest.mark.timeout(60)
 def test_blanks_at_the_end_of_a_strategy_are_read_at_once() -> None:
     # The tokenizer's pattern retried 90,000 trailing spaces at every offset: 10 s.

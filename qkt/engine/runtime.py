@@ -508,7 +508,8 @@ class Runtime:
     def _chain(self, expr: ast.Call) -> int:
         """Bars an indicator call needs: its period plus what its input needs."""
         name = expr.name.lower()
-        periods = [int(self._constant(a)) for a in expr.args[1:]]
+        count = 3 if name.startswith("macd") else 1  # not Bollinger's k, which may be 1e400
+        periods = [int(self._constant(a)) for a in expr.args[1 : 1 + count]]
         if name == "atr":
             return periods[0]
         own = periods[1] + periods[2] if name.startswith("macd") else periods[0]
