@@ -101,6 +101,8 @@ def _kill(lab: Lab, sim: Sim, rng: random.Random, kind: str, said: str) -> str:
     assert held in (0, LOT), f"the venue holds {held} {said}"
     sim.close_all()  # flat: the strategy buys again
     wait(lambda: len(sim.orders()) > before, 40, f"a new order ({kind}) {said}", every=0.02)
-    delay = 0.0 if kind == "on_arrival" else rng.uniform(0, 1.5)
+    # Past 2 s the request timed out: the outcome is unknown, journaled so, and being resolved.
+    late = 3.0 if kind == "answer_never" else 1.5
+    delay = 0.0 if kind == "on_arrival" else rng.uniform(0, late)
     time.sleep(delay)
     return f"{kind} +{delay:.2f}s"
