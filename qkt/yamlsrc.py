@@ -225,6 +225,14 @@ def _prescan(text: str, path: str) -> Diagnostic | None:
                 return _at_event(event, path, "yaml-too-large", _TOO_LARGE)
             if frames:
                 frames[-1][1][0] += size
+    except yaml.MarkedYAMLError as exc:
+        # PyYAML 6.0.4 and later stop scanning at a depth of their own (1,000 flow levels),
+        # before the parser hands over the event that crosses ours: the same refusal.
+        if "nesting depth" not in str(exc.problem or ""):
+            return None  # a syntax error: left to the real load
+        mark = exc.problem_mark
+        where = {"line": mark.line + 1, "column": mark.column + 1} if mark is not None else {}
+        return error("yaml-too-deep", _TOO_DEEP, path=path, **where)
     except yaml.YAMLError:
         return None
     finally:

@@ -44,15 +44,15 @@ def test_yaml_nested_thousands_deep_is_refused_before_it_is_built(write: Writer)
         portfolio, diags = load_portfolio(path)
         assert time.monotonic() - started < 5
         assert portfolio is None
-        assert [d.format() for d in diags] == [
-            f"{path}:1:76: error[yaml-too-deep]: the document nests deeper than 64 levels"
+        # The column is where the depth was noticed: ours at level 65, or PyYAML's own limit
+        # (6.0.4 and later scan ahead to 1,000 levels first).
+        assert [(d.code, d.path, d.line, d.message) for d in diags] == [
+            ("yaml-too-deep", str(path), 1, "the document nests deeper than 64 levels")
         ]
     path = write("qkt.config.yaml", "brokers: {a: " + "{a: " * 30_000 + "1" + "}" * 30_001 + "\n")
     with pytest.raises(ConfigError) as raised:
         load_config(path, env={"QKT_NO_CACHE": "1"}, cwd=path.parent)
-    assert [(d.code, d.line, d.column) for d in raised.value.diagnostics] == [
-        ("yaml-too-deep", 1, 262)
-    ]
+    assert [(d.code, d.line) for d in raised.value.diagnostics] == [("yaml-too-deep", 1)]
 
 
 @pytest.mark.timeout(30)
