@@ -56,11 +56,18 @@ def check_market_data(
         )
         return
     path = path_of(market.replay.path)
-    if not path.is_file():
-        what = "is not a file" if path.exists() else "does not exist"
+    shown = str(path)
+    try:
+        what = None if path.is_file() else "is not a file" if path.exists() else "does not exist"
+    except OSError as exc:  # a name the system refuses to look up (too long)
+        from qkt.textfile import os_reason
+
+        what = f"cannot be used: {os_reason(exc)}"
+        shown = shown if len(shown) <= 80 else f"{shown[:56]}...{shown[-12:]}"
+    if what is not None:
         report.fail(
             "replay-not-found",
-            f"market_data.replay.path {path} {what}",
+            f"market_data.replay.path {shown} {what}",
             ("market_data", "replay", "path"),
         )
 
