@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from qkt.params import Override
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
+MAX_STRATEGIES = 1000
+"""The most strategies one portfolio deploys: checking each costs a parse and a route plan."""
 TOP_KEYS = ("name", "strict_brokers", "allow_shared_symbols", "strategies")
 ENTRY_KEYS = ("file", "as", "params")
 ParamValue = Decimal | bool | str
@@ -179,6 +181,15 @@ def load_portfolio(path: Path) -> tuple[Portfolio | None, list[Diagnostic]]:
         reader.fail(
             "missing-field", "portfolio needs `strategies:`, a list of strategy entries", ()
         )
+    elif len(raw_entries) > MAX_STRATEGIES:
+        reader.fail(
+            "too-many-strategies",
+            f"a portfolio deploys at most {MAX_STRATEGIES:,} strategies, this one lists "
+            f"{len(raw_entries):,}",
+            ("strategies",),
+            hint="split it into several portfolios",
+        )
+        return None, reader.diags
     else:
         for index, raw in enumerate(raw_entries):
             entry = reader.entry(raw, index, path.parent)

@@ -107,6 +107,34 @@ def test_a_url_with_a_malformed_host_is_a_bad_url_that_shows_no_credentials(
         ]
 
 
+def test_a_configured_replay_path_too_long_to_look_up_is_a_positioned_error(write: Writer) -> None:
+    # Path.is_file() raised OSError (file name too long) while the config was checked.
+    path = write(
+        "qkt.config.yaml", f"market_data:\n  source: replay\n  replay: {{path: {'a' * 300}.csv}}\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, env={"QKT_NO_CACHE": "1"}, cwd=path.parent)
+    (problem,) = raised.value.diagnostics
+    assert (problem.code, problem.line, problem.column) == ("replay-not-found", 3, 12)
+    assert problem.message.endswith("aaaaaaaa.csv cannot be used: the file name is too long")
+    assert len(problem.message) < 160
+
+
+@pytest.mark.timeout(60)
+def test_a_portfolio_of_thousands_of_strategies_is_refused_at_once(write: Writer) -> None:
+    # Each of 6,000 entries was parsed and planned: 12 s for 150 KB.
+    write("s.qkt", (ROOT / "examples" / "gold_breakout.qkt").read_text(encoding="utf-8"))
+    path = write("book.yaml", "name: book\nstrategies:\n" + "- file: s.qkt\n" * 6000)
+    started = time.monotonic()
+    portfolio, diags = load_portfolio(path)
+    assert time.monotonic() - started < 2
+    assert portfolio is None
+    assert [d.format() for d in diags] == [
+        f"{path}:2:1: error[too-many-strategies]: a portfolio deploys at most 1,000 strategies, "
+        "this one lists 6,000 (split it into several portfolios)"
+    ]
+
+
 # ------------------------------------------------------------ replay files
 
 
