@@ -480,10 +480,12 @@ class Mutator:
     def yaml_tree(self, data: bytes) -> bytes:
         import yaml
 
+        if len(data) > 100_000:  # PyYAML in pure Python: seconds for a large document
+            return self.yaml_snippet(data)
         try:
             tree = yaml.safe_load(data)
-        except (yaml.YAMLError, ValueError, TypeError, RecursionError):
-            return self.yaml_snippet(data)
+        except (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
+            return self.yaml_snippet(data)  # what qkt.yamlsrc refuses (!!timestamp x, ...)
         tree = self._tree(tree, 0)
         try:
             dumped = yaml.safe_dump(
@@ -1528,11 +1530,18 @@ def fuzz(args: argparse.Namespace) -> int:
         said = start
         shrink = min(20.0, max(2.0, args.budget / 20))  # seconds to minimise one crasher
         slow = 0  # inputs saved for taking more than half the time limit
+        unmade = 0  # inputs the mutators failed to make
         ending: list[int] = []  # SIGTERM: stop after this input, and say how it went
         signal.signal(signal.SIGTERM, lambda signum, frame: ending.append(signum))
         while time.monotonic() - start < args.budget and not ending:
             target = rng.choices(chosen, weights)[0]
-            case = fz.targets[target][1]()
+            try:
+                case = fz.targets[target][1]()
+            except (Exception, RecursionError):  # the fuzzer's own bug: say it once, go on
+                if not unmade:
+                    traceback.print_exc()
+                unmade += 1
+                continue
             try:
                 outcome = runner.judge(case)
             except KeyboardInterrupt:
@@ -1569,6 +1578,8 @@ def fuzz(args: argparse.Namespace) -> int:
                     f"{stats.crashes} crashes, {stats.hangs} hangs, {len(stats.signatures)} distinct",
                     flush=True,
                 )
+        if unmade:
+            print(f"fuzz: {unmade} inputs could not be made (the fuzzer's bug, above)", flush=True)
     finally:
         stop.set()
         shutil.rmtree(work, ignore_errors=True)
