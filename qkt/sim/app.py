@@ -24,9 +24,12 @@ What a client sees:
   and ``/fetch_data_pos`` in UTC (unless ``SimState.bars`` is False).
 
 Test hooks under ``/_sim/`` (no auth): ``GET /_sim/orders`` (every order request that passed auth,
-with its Idempotency-Key), ``POST /_sim/step`` (move prices), ``POST /_sim/quote`` (set one quote),
-``POST /_sim/symbol`` (change or create an instrument: trade_mode, volume_min/step/max,
-trade_stops_level, visible, price, digits, contract_size) and ``POST /_sim/faults``:
+with its Idempotency-Key), ``GET /_sim/requests`` (how many HTTP requests were answered, per
+method and route template — ``GET /symbol_info_tick/{symbol}``, ``(no route)`` for a path none
+matches — since the start or since ``POST /_sim/requests/reset``; these two are not counted),
+``POST /_sim/step`` (move prices), ``POST /_sim/quote`` (set one quote), ``POST /_sim/symbol``
+(change or create an instrument: trade_mode, volume_min/step/max, trade_stops_level, visible,
+price, digits, contract_size) and ``POST /_sim/faults``:
 
 * ``latency_ms``: every guarded request waits that long first;
 * ``status_5xx``: the next N requests answer 503; ``timeout_next``: the next request hangs
@@ -49,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -57,9 +61,11 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from qkt.brokers.mt5.clock import parse_wall_date
 from qkt.sim.state import (
@@ -151,6 +157,8 @@ class Gateway:
         self.not_ready_until = 0.0
         self.store = IdempotencyStore(lambda: state.monotonic(), state.idempotency_ttl_s)
         self._ids = itertools.count(1)
+        self.requests: Counter[str] = Counter()
+        self.requests_since = (datetime.now(UTC), state.monotonic())
 
     # ------------------------------------------------------------ envelope
     def rid(self, request: Request) -> str:
@@ -712,6 +720,23 @@ class Gateway:
     async def sim_orders(self, request: Request) -> Response:
         return self.ok(request, {"data": list(self.state.received)})
 
+    async def sim_requests(self, request: Request) -> Response:
+        at, started = self.requests_since
+        return self.ok(
+            request,
+            {
+                "since": at.isoformat(),
+                "elapsed_s": self.state.monotonic() - started,
+                "total": self.requests.total(),
+                "counts": dict(sorted(self.requests.items())),
+            },
+        )
+
+    async def sim_requests_reset(self, request: Request) -> Response:
+        self.requests.clear()
+        self.requests_since = (datetime.now(UTC), self.state.monotonic())
+        return self.ok(request, {})
+
     async def sim_step(self, request: Request) -> Response:
         self.state.step()
         return self.ok(request, {})
@@ -802,6 +827,8 @@ class Gateway:
             Route("/position_close_partial", g(self.close_partial), methods=["POST"]),
             Route("/modify_sl_tp", g(self.modify), methods=["POST"]),
             Route("/_sim/orders", self.sim_orders),
+            Route("/_sim/requests", self.sim_requests, methods=["GET"]),
+            Route("/_sim/requests/reset", self.sim_requests_reset, methods=["POST"]),
             Route("/_sim/step", self.sim_step, methods=["POST"]),
             Route("/_sim/quote", self.sim_quote, methods=["POST"]),
             Route("/_sim/symbol", self.sim_symbol, methods=["POST"]),
@@ -809,10 +836,40 @@ class Gateway:
         ]
 
 
+class RequestCounter:
+    """Counts each HTTP request into ``counts`` once it has been answered, by method and the
+    template of the route that took it (``(no route)`` when none did); requests to the routes in
+    ``quiet`` are not counted."""
+
+    def __init__(
+        self, app: ASGIApp, counts: Counter[str], routes: list[Route], quiet: tuple[str, ...]
+    ) -> None:
+        self.app = app
+        self.counts = counts
+        self.templates: dict[Any, str] = {route.endpoint: route.path for route in routes}
+        self.quiet = quiet
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            template = self.templates.get(scope.get("endpoint"), "(no route)")
+            if template not in self.quiet:
+                self.counts[f"{scope['method']} {template}"] += 1
+
+
 def create_app(state: SimState, *, api_key: str | None = None) -> Starlette:
     gateway = Gateway(state, api_key)
+    routes = gateway.routes()
+    quiet = ("/_sim/requests", "/_sim/requests/reset")
     return Starlette(
-        routes=gateway.routes(),
+        routes=routes,
+        middleware=[
+            Middleware(RequestCounter, counts=gateway.requests, routes=routes, quiet=quiet)
+        ],
         exception_handlers={HTTPException: gateway.http_error, Exception: gateway.internal},
     )
 
