@@ -1,17 +1,19 @@
 """The asyncio loop a session with venue brokers runs on: rows in, orders out, pollers beside.
 
 The session (the synchronous core) handles one row at a time; after each row the loop waits until
-the orders that row produced have their answers, so the next row sees their fills — the same
-order of events as a paper replay. Meanwhile the venue brokers' position pollers and the venue
-quote pollers run as their own tasks, each on its profile's interval, so a slow gateway delays
-nobody else. Stopping (Ctrl-C, cancellation) never abandons an order in flight: the loop waits for
-its answer, then closes every connection.
+the orders that row produced have their answers, so the next row sees their fills — the same order
+of events as a paper replay. Meanwhile the venue brokers' position pollers and the venue quote
+pollers run as their own tasks, each on its profile's interval, so a slow gateway delays nobody
+else; sessions sharing a profile share its polls (:mod:`qkt.brokers.mt5.venue`). Stopping (Ctrl-C,
+cancellation) never abandons an order in flight: the loop waits for its answer, then closes every
+connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Any
 
@@ -75,12 +77,14 @@ async def _rows(
 
 
 async def _poll_positions(broker: VenueBroker) -> None:
-    """The broker's position poller, every ``poll_interval_ms`` of its profile."""
+    """The broker's position poller, every ``poll_interval_ms`` of its profile, on the loop's
+    grid of that interval: every session of a profile polls at the same moments, so the venue
+    connection they share answers them all with one read (a poll joins the one running)."""
     profile: Any = getattr(broker, "profile", None)
     every = int((profile.values.get("poll_interval_ms") if profile else None) or 1000) / 1000
     loop = asyncio.get_running_loop()
-    due = loop.time()
+    due = math.floor(loop.time() / every) * every
     while True:
-        due += every
+        due = max(due + every, math.floor(loop.time() / every) * every)
         await asyncio.sleep(max(0.0, due - loop.time()))
         await broker.poll()

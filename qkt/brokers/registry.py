@@ -3,13 +3,17 @@
 A label resolves to the profile whose name is the lowercased label (SPEC §1). Building the registry
 is cheap and imports no adapter: each factory imports its adapter only when a session calls it, so
 ``qkt validate`` stays free of network libraries.
+
+A registry holds one venue connection per profile (:class:`Connections`): every session built
+from it — a daemon's deployments, ``qkt run``'s one session — gets a broker of its own over the
+profile's one connection (SPEC §6.1), made when the first session asks for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qkt.brokers.base import Broker, BrokerFactory, Clock, EventBus, MarketPriceTracker
 from qkt.diagnostics import error
@@ -28,10 +32,26 @@ class RegistryEntry:
     factory: BrokerFactory
 
 
-FactoryBuilder = Callable[["ResolvedProfile"], BrokerFactory]
+class Connections:
+    """The venue connections of a registry, one per profile, made on first use."""
+
+    def __init__(self) -> None:
+        self._made: dict[str, Any] = {}
+
+    def get(self, profile: str, make: Callable[[], Any]) -> Any:
+        venue = self._made.get(profile)
+        if venue is None:
+            venue = self._made[profile] = make()
+        return venue
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._made.values()))
 
 
-def _not_yet(profile: ResolvedProfile) -> BrokerFactory:
+FactoryBuilder = Callable[["ResolvedProfile", Connections], BrokerFactory]
+
+
+def _not_yet(profile: ResolvedProfile, connections: Connections) -> BrokerFactory:
     def factory(bus: EventBus, clock: Clock, prices: MarketPriceTracker) -> Broker:
         raise NotImplementedBrokerError(
             error(
@@ -51,7 +71,7 @@ def register_builder(profile_type: str, builder: FactoryBuilder) -> None:
     _BUILDERS[profile_type] = builder
 
 
-def _paper(profile: ResolvedProfile) -> BrokerFactory:
+def _paper(profile: ResolvedProfile, connections: Connections) -> BrokerFactory:
     def factory(bus: EventBus, clock: Clock, prices: MarketPriceTracker) -> Broker:
         from decimal import Decimal
 
@@ -75,30 +95,42 @@ def _paper(profile: ResolvedProfile) -> BrokerFactory:
     return factory
 
 
-def _mt5(profile: ResolvedProfile) -> BrokerFactory:
+def _mt5(profile: ResolvedProfile, connections: Connections) -> BrokerFactory:
     def factory(bus: EventBus, clock: Clock, prices: MarketPriceTracker) -> Broker:
         from qkt.brokers.mt5.broker import MT5Broker
+        from qkt.brokers.mt5.venue import MT5Venue
 
-        return MT5Broker(profile, bus, clock, prices)  # no I/O: the session starts it on its loop
+        venue = connections.get(profile.name, lambda: MT5Venue(profile))
+        # No I/O: the session starts it on its loop, joining the profile's one connection.
+        return MT5Broker(profile, bus, clock, prices, venue=venue)
 
     return factory
 
 
-def factory_for(profile: ResolvedProfile) -> BrokerFactory:
+def factory_for(profile: ResolvedProfile, connections: Connections | None = None) -> BrokerFactory:
     defaults = {"paper": _paper, "mt5": _mt5}
     default = defaults.get(profile.type, _not_yet)
-    return _BUILDERS.get(profile.type, default)(profile)
+    return _BUILDERS.get(profile.type, default)(profile, connections or Connections())
 
 
 class BrokerRegistry(Mapping[str, RegistryEntry]):
     """Read-only mapping of lowercased label to its registry entry."""
 
-    def __init__(self, entries: Mapping[str, RegistryEntry] | None = None) -> None:
+    def __init__(
+        self,
+        entries: Mapping[str, RegistryEntry] | None = None,
+        connections: Connections | None = None,
+    ) -> None:
         self._entries = {k.lower(): v for k, v in sorted((entries or {}).items())}
+        self.connections = connections or Connections()
 
     @classmethod
     def from_config(cls, config: ResolvedConfig) -> BrokerRegistry:
-        return cls({name: RegistryEntry(p, factory_for(p)) for name, p in config.profiles.items()})
+        shared = Connections()
+        entries = {
+            name: RegistryEntry(p, factory_for(p, shared)) for name, p in config.profiles.items()
+        }
+        return cls(entries, shared)
 
     def resolve(self, label: str) -> RegistryEntry | None:
         return self._entries.get(label.lower())

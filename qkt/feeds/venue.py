@@ -1,12 +1,13 @@
 """Venue quotes (``market_data.source: venue``): each stream priced by the venue that fills it.
 
 For every MT5 route of a session, ``/symbol_info_tick/{broker symbol}`` is polled every
-``tick_poll_interval_ms`` of its profile; each new quote becomes a tick row for that label's
-streams, stamped in UTC (gateways write tick times on the broker server's wall clock; the
-profile's ``server_time_zone`` converts them). A failed read produces nothing (the previous
-quote stands); so does a quote that is no price (a bid or ask not above 0 — a closed market's
-zeros —, or above :data:`~qkt.limits.MAX_PRICE`) or whose time is not one: both are failed
-reads. An outage is said on the session's bus when it starts and when it ends
+``tick_poll_interval_ms`` of its profile — by the profile's one quote poller of that symbol, shared
+with every other session streaming it (:meth:`~qkt.brokers.mt5.venue.MT5Venue.quotes`); each new
+quote becomes a tick row for that label's streams, stamped in UTC (gateways write tick times on the
+broker server's wall clock; the profile's ``server_time_zone`` converts them). A failed read
+produces nothing (the previous quote stands); so does a quote that is no price (a bid or ask not
+above 0 — a closed market's zeros —, or above :data:`~qkt.limits.MAX_PRICE`) or whose time is not
+one: both are failed reads. An outage is said on the session's bus when it starts and when it ends
 (:class:`~qkt.engine.events.VenueNotice`).
 """
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from qkt.brokers.mt5.client import GatewayError
+from qkt.brokers.mt5.client import GatewayError, Quote
 from qkt.brokers.mt5.clock import to_utc
 from qkt.brokers.notices import Outage
 from qkt.engine.events import Tick
@@ -32,7 +33,6 @@ class _Poll:
     symbol: str
     broker_symbol: str
     broker: Any
-    every_s: float
     outage: Outage
     zone: tzinfo | None = None  # the profile's server_time_zone
     last_msc: int = -1
@@ -44,19 +44,18 @@ class VenueQuotes:
         seen: set[tuple[str, str]] = set()
         for route in session.plan.routes:
             broker = session.venues.get(route.profile)
-            if route.type != "mt5" or not hasattr(broker, "client"):
+            if route.type != "mt5" or not hasattr(broker, "venue"):
                 continue
             key = (route.label.lower(), route.symbol)
             if key in seen:
                 continue
             seen.add(key)
-            every = int(broker.profile.values.get("tick_poll_interval_ms") or 1000) / 1000
             outage = Outage(
                 session.bus, session.clock, broker.name, f"quotes of {route.broker_symbol}"
             )
             zone = getattr(broker, "zone", None)
             self._polls.append(
-                _Poll(route.label, route.symbol, route.broker_symbol, broker, every, outage, zone)
+                _Poll(route.label, route.symbol, route.broker_symbol, broker, outage, zone)
             )
 
     @property
@@ -64,8 +63,8 @@ class VenueQuotes:
         return not self._polls
 
     async def rows(self) -> AsyncIterator[Row]:
-        """New quotes as rows, in the order they arrive; each symbol is polled by its own task on
-        its profile's interval, so one slow gateway does not hold the others' quotes back."""
+        """New quotes as rows, in the order they arrive; each symbol is read by its own task from
+        its profile's poller of it, so one slow gateway does not hold the others' quotes back."""
         queue: asyncio.Queue[Row | BaseException] = asyncio.Queue()
         tasks = [asyncio.create_task(self._poll(poll, queue)) for poll in self._polls]
         try:
@@ -80,24 +79,24 @@ class VenueQuotes:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _poll(self, poll: _Poll, queue: asyncio.Queue[Row | BaseException]) -> None:
-        loop = asyncio.get_running_loop()
-        due = loop.time()
+        shared = poll.broker.venue.quotes(poll.broker_symbol)
+        reads = shared.subscribe()
         try:
             while True:
-                row = await self._read(poll)
+                row = self._read(poll, await reads.get())
                 if row is not None:
                     queue.put_nowait(row)
-                due += poll.every_s
-                await asyncio.sleep(max(0.0, due - loop.time()))
         except Exception as exc:  # a bug, not a gateway failure: stop the reader with it
             queue.put_nowait(exc)
+        finally:
+            shared.unsubscribe(reads)
 
-    async def _read(self, poll: _Poll) -> Row | None:
-        try:
-            quote = await poll.broker.client.quote(poll.broker_symbol)
-        except GatewayError as exc:
-            poll.outage.failed(exc.diagnostics[0].message)
+    def _read(self, poll: _Poll, quote: Quote | Exception) -> Row | None:
+        if isinstance(quote, GatewayError):
+            poll.outage.failed(quote.diagnostics[0].message)
             return None
+        if isinstance(quote, Exception):
+            raise quote
         bid, ask = quote.bid, quote.ask
         if not (0 < bid <= MAX_PRICE and 0 < ask <= MAX_PRICE):  # a closed market's 0, 1e400
             poll.outage.failed(f"the quote is not a price (bid {shown(bid)}, ask {shown(ask)})")

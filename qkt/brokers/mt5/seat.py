@@ -1,0 +1,229 @@
+"""What one session holds at a shared MT5 venue: its book, its orders, and how it speaks on its bus.
+
+:class:`Seat` is the state the session-scoped broker's parts share (:mod:`.sending`,
+:mod:`.outcomes`, :mod:`.exits`); the venue connection (:class:`~qkt.brokers.mt5.venue.MT5Venue`)
+is shared with the other sessions of the profile. Everything a session says — the order as it
+goes on the wire, its answer, a fill, a notice — goes on its own bus only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from qkt.brokers.mt5.book import Stake, TicketBook
+from qkt.brokers.mt5.client import Deal, GatewayClient, Position
+from qkt.brokers.mt5.venue import MT5Venue
+from qkt.engine.events import OrderFilled, OrderRejected, OrderRequest, VenueNotice
+from qkt.errors import QktError
+
+
+@dataclass
+class Unresolved:
+    request: OrderRequest
+    broker_symbol: str
+    tag: str
+    closing: Closing | None = None  # hedging: a close by ticket of unknown outcome
+    # Monotonic time before which absence proves nothing: the gateway got the order and gave
+    # no answer, so it may still be placing it (the terminal works on after a client gives up).
+    settle_after: float = 0.0
+    seeded: bool = False  # journaled by an earlier run (see Outcomes.expect)
+
+
+@dataclass
+class Closing:
+    stake: Stake
+    volume: Decimal  # the position's volume before the close
+    take: Decimal  # what the close was to take off it
+
+
+def side_of(request: OrderRequest) -> int:
+    """MT5's position type of the request's side: 0 buy, 1 sell."""
+    return 0 if request.side == "buy" else 1
+
+
+class Seat:
+    def __init__(
+        self,
+        profile: Any,
+        bus: Any,
+        clock: Any,
+        prices: Any,
+        venue: MT5Venue | None = None,
+        client: GatewayClient | None = None,
+        *,
+        label: str | None = None,
+    ) -> None:
+        self.venue = venue if venue is not None else MT5Venue(profile, client)
+        self.profile = profile
+        self.name: str = profile.name
+        self.label = label or profile.name.upper()
+        self.bus = bus
+        self.clock = clock
+        self.prices = prices
+        self.session = ""  # the session's name, known at start
+        self.magic = self.venue.magic
+        self.book = TicketBook(self.magic)
+        self._announced: set[str] = set()  # client ids whose order event is out
+        self._journaled: set[str] = set()  # client ids before_send accepted
+        self._our_deals: set[int] = set()  # deals our own orders made: never a venue exit
+        self._unresolved: dict[str, Unresolved] = {}  # broker symbol -> order of unknown outcome
+        self._expected: dict[str, list[Unresolved]] = {}  # broker symbol -> seeded, queued
+        self._reconciling = asyncio.Lock()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._failures: list[BaseException] = []
+        self.absence_backoff_s = 0.2  # between the reads that confirm "not placed"
+        self.unknown_window_s = 2 * int(profile.values.get("http_timeout_ms") or 5000) / 1000
+        self.before_send: Callable[[OrderRequest, str, str], None] | None = None
+        """Called with the request, its comment tag and the broker symbol right before its first
+        ``POST /order`` or close by ticket; if it raises, the order is refused (``not journaled:
+        not sent``) and nothing is sent. The daemon journals and commits the order here."""
+        self.on_settled: Callable[[OrderRequest, Decimal, Decimal], None] | None = None
+        """Called with (request, price, volume) for an order of :meth:`expect` that the venue
+        state read at :meth:`start` already shows: its effect is in the recovered positions, so
+        it is reported here only, never as a fill."""
+
+    # ------------------------------------------------------------ the shared connection
+    @property
+    def client(self) -> GatewayClient:
+        return self.venue.client
+
+    @client.setter
+    def client(self, client: GatewayClient) -> None:
+        self.venue.client = client
+
+    @property
+    def zone(self) -> Any:
+        return self.venue.zone
+
+    @property
+    def hedging(self) -> bool:
+        """Whether the account hedges (``margin_mode`` 2), as read from ``/account`` at start."""
+        return self.book.hedging
+
+    @property
+    def ready_poll_s(self) -> float:
+        return self.venue.ready_poll_s
+
+    @ready_poll_s.setter
+    def ready_poll_s(self, seconds: float) -> None:
+        self.venue.ready_poll_s = seconds
+
+    def broker_symbol(self, symbol: str) -> str:
+        return self.venue.broker_symbol(symbol)
+
+    def symbols(self) -> set[str]:
+        """Broker symbols the session holds a stake in."""
+        return {stake.symbol for stake in self.book.stakes.values()}
+
+    def net(self, broker_symbol: str) -> Decimal:
+        """The session's own net volume of ``broker_symbol`` (buys positive)."""
+        return sum(
+            (s.volume if s.type == 0 else -s.volume for s in self.book.of(broker_symbol)),
+            Decimal(0),
+        )
+
+    # ------------------------------------------------------------ the loop
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._inflight.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        if task not in self._inflight:
+            return
+        self._inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._failures.append(task.exception())  # type: ignore[arg-type]
+
+    async def settle(self) -> None:
+        """Wait until every order handed over so far has its answer (and its events are out).
+
+        Cancelling the caller does not cancel an order in flight: it keeps going, and the next
+        ``settle`` (or ``aclose``) waits for it. A bug in a dispatch is raised here."""
+        while self._inflight:
+            task = next(iter(self._inflight))
+            if task.done():  # finished, its done-callback not run yet
+                self._done(task)
+                continue
+            with contextlib.suppress(Exception):  # kept by _done, raised below
+                await asyncio.shield(task)
+        if self._failures:
+            failure, self._failures = self._failures[0], []
+            raise failure
+
+    # ------------------------------------------------------------ what the session says
+    def notice(self, level: str, message: str) -> None:
+        self.bus.publish(VenueNotice(self.name, level, message, self.clock.now()))  # type: ignore[arg-type]
+
+    def _announce(self, request: OrderRequest) -> None:
+        """The order event, once: as it goes on the wire, or as made when refused before."""
+        if request.client_id not in self._announced:
+            self._announced.add(request.client_id)
+            self.bus.publish(request)
+
+    def _reject(self, request: OrderRequest, reason: str) -> OrderRejected:
+        self._announce(request)
+        rejected = OrderRejected(request.client_id, self.name, reason, self.clock.now())
+        self.bus.publish(rejected)
+        return rejected
+
+    def _fill(
+        self,
+        request: OrderRequest,
+        price: Decimal | None,
+        qty: Decimal,
+        when: datetime | None = None,
+    ) -> None:
+        if price is None:
+            quote = self.prices.quote(request.label, request.symbol, request.side)
+            price = quote if quote is not None else Decimal(0)
+        self.bus.publish(
+            OrderFilled(
+                request.client_id,
+                self.name,
+                request.label,
+                request.symbol,
+                request.side,
+                qty,
+                price,
+                when or self.clock.now(),
+                contract_size=self.venue.contract_size(self.broker_symbol(request.symbol)),
+            )
+        )
+
+    def _journal(self, request: OrderRequest, tag: str, broker_symbol: str) -> str | None:
+        """Hand the order to :attr:`before_send` (once per client id); why it must not be sent
+        when that raises."""
+        if self.before_send is None or request.client_id in self._journaled:
+            return None
+        try:
+            self.before_send(request, tag, broker_symbol)
+        except Exception as exc:
+            reason = exc.diagnostics[0].message if isinstance(exc, QktError) else str(exc)
+            return f"not journaled: not sent ({reason or type(exc).__name__})"
+        self._journaled.add(request.client_id)
+        return None
+
+    # ------------------------------------------------------------ parts that call each other
+    async def _resolve(self, broker_symbol: str) -> bool:  # pragma: no cover - see outcomes
+        raise NotImplementedError
+
+    async def _reconcile(self) -> int:  # pragma: no cover - see exits
+        raise NotImplementedError
+
+    async def _last_exit(self, stake: Stake) -> Deal | None:  # pragma: no cover - see exits
+        raise NotImplementedError
+
+    async def resolve_pending(self) -> None:  # pragma: no cover - see outcomes
+        raise NotImplementedError
+
+    async def look_at(
+        self, positions: list[Position], read_at: int
+    ) -> int:  # pragma: no cover - see exits
+        raise NotImplementedError
