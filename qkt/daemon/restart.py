@@ -50,6 +50,7 @@ def seed(dep: LiveDeployment, *, paper: bool) -> dict[Key, Decimal]:
     assert dep.session is not None
     session, journal = dep.session, dep.env.context.journal
     expected = paperstate.restore(session, journal.load_paper(dep.name)) if paper else {}
+    _hand_holds(dep, expected)
     waiting = 0
     for record in journal.open_orders(dep.name):
         broker = session.venues.get(record.order.profile)
@@ -67,6 +68,23 @@ def seed(dep: LiveDeployment, *, paper: bool) -> dict[Key, Decimal]:
             "venue before anything is sent"
         )
     return expected
+
+
+def _hand_holds(dep: LiveDeployment, expected: dict[Key, Decimal]) -> None:
+    """Tell each MT5 broker what the journal says the session holds per broker symbol: on a
+    netting account sessions sharing a symbol share one position, and each takes back only its
+    own volume (:meth:`~qkt.brokers.mt5.broker.MT5Broker.start`)."""
+    assert dep.session is not None
+    session = dep.session
+    seen: set[Key] = set()
+    for route in session.plan.routes:
+        key = (route.label.lower(), route.symbol)
+        broker = session.venues.get(route.profile)
+        if key in seen or key not in expected or not isinstance(broker, MT5Broker):
+            continue
+        seen.add(key)
+        holds = broker.journal_holds
+        holds[route.broker_symbol] = holds.get(route.broker_symbol, Decimal(0)) + expected[key]
 
 
 async def restore(dep: LiveDeployment) -> None:

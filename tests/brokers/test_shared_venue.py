@@ -211,3 +211,38 @@ async def test_live_sessions_share_the_quote_poller_of_a_symbol(
     # about ten of each in a second at 100 ms; five sessions alone would make about fifty
     assert 5 <= seen.get("GET /symbol_info_tick/{symbol}", 0) <= 14, seen
     assert 5 <= seen.get("GET /get_positions", 0) <= 14, seen
+
+
+async def test_after_a_restart_sessions_sharing_a_netting_position_each_take_back_their_own(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    a, b = await started(registry(sim, tmp_path), 2)
+    await send(a.broker, buy(a, 1))
+    await send(b.broker, buy(b, 1))
+    await send(b.broker, buy(b, 2))  # one position of 0.3 under a's tag: 0.1 a's, 0.2 b's
+    (position,) = sim.state.positions.values()
+    assert position.volume == Decimal("0.3")
+    for seat in (a, b):
+        await seat.broker.aclose()
+    again = registry(sim, tmp_path)  # the restarted daemon's
+    a2, b2 = Seat(again, "s0"), Seat(again, "s1")
+    a2.broker.journal_holds = {"EURUSDm": Decimal("0.1")}
+    b2.broker.journal_holds = {"EURUSDm": Decimal("0.2")}
+    await asyncio.gather(a2.broker.start("s0"), b2.broker.start("s1"))
+    assert [(r.symbol, r.qty) for r in a2.broker.recovered] == [("EURUSD", Decimal("0.1"))]
+    assert [(r.symbol, r.qty) for r in b2.broker.recovered] == [("EURUSD", Decimal("0.2"))]
+    await asyncio.gather(a2.broker.poll(), b2.broker.poll())
+    assert not any("not the sum" in m for m in a2.notices() + b2.notices())
+    for seat in (a2, b2):
+        await seat.broker.aclose()
+
+
+async def test_without_the_journal_the_session_whose_tag_a_position_carries_recovers_it_whole(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    (a,) = await started(registry(sim, tmp_path), 1)
+    await send(a.broker, buy(a, 1))
+    await a.broker.aclose()
+    (again,) = await started(registry(sim, tmp_path), 1)  # qkt run again: no journal
+    assert [(r.symbol, r.qty) for r in again.broker.recovered] == [("EURUSD", Decimal("0.1"))]
+    await again.broker.aclose()

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from qkt.brokers.mt5.client import GatewayClient, GatewayError
+from qkt.brokers.mt5.client import GatewayClient, GatewayError, Position
 from qkt.brokers.mt5.exits import Exits
 from qkt.brokers.mt5.sending import Sending
 from qkt.brokers.mt5.venue import BrokerRefused, MT5Venue
@@ -66,6 +66,11 @@ class MT5Broker(Sending, Exits):
     ) -> None:
         super().__init__(profile, bus, clock, prices, venue, client, label=label)
         self.recovered: list[Recovered] = []
+        self.journal_holds: dict[str, Decimal] = {}
+        """What the daemon's journal records this session holds, per broker symbol (buys
+        positive), set before :meth:`start` after a restart. On a netting account where sessions
+        share a symbol, a position holds all their volume under the tag of the one that opened
+        it: each session takes back only its own (see :meth:`_own`)."""
 
     async def start(self, session: str) -> None:
         """Join the profile's venue: its guard (the gateway ready within ``ready_timeout_ms``,
@@ -84,7 +89,7 @@ class MT5Broker(Sending, Exits):
             raise BrokerRefused(exc.diagnostics) from None
         self.book.hedging = self.venue.hedging
         self.book.owner_tag = session_tag(session)
-        ours = [p for p in snapshot.positions if self.book.ours(p)]
+        ours = self._own(snapshot.positions)
         try:  # what a lot of each is worth: the session's money figures need it
             for symbol in dict.fromkeys([*(p.symbol for p in ours), *self._unresolved]):
                 await self.venue.info(symbol)
@@ -112,6 +117,28 @@ class MT5Broker(Sending, Exits):
                 )
             )
         self._settle_seen(snapshot, {p.identifier for p in ours})
+
+    def _own(self, positions: list[Position]) -> list[Position]:
+        """The positions this session recovers: those its tag names, with only its own volume.
+
+        On a netting account, the volume the journal records (:attr:`journal_holds`) is what is
+        the session's when the venue's position holds more (others' fills are in it), and a
+        position another session opened holds the session's volume when the journal says so.
+        Without a journal's word (or when it says flat), a position the tag names is the
+        session's whole, and the restart reports the difference."""
+        mine = [p for p in positions if self.book.ours(p)]
+        if self.venue.hedging or not self.journal_holds:
+            return mine
+        own: list[Position] = []
+        for symbol, held in self.journal_holds.items():
+            side, volume = (0 if held > 0 else 1), abs(held)
+            there = [p for p in positions if p.symbol == symbol and p.type == side]
+            if not held or not there:
+                continue
+            position = next((p for p in there if p in mine), there[0])
+            own.append(position.model_copy(update={"volume": min(volume, position.volume)}))
+        covered = {p.identifier for p in own}
+        return own + [p for p in mine if p.identifier not in covered]
 
     async def aclose(self) -> None:
         """Wait for the orders in flight, then leave the venue (the last session to leave
