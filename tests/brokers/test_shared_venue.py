@@ -180,7 +180,7 @@ STRATEGY = """STRATEGY watch{n} VERSION 1
 SYMBOLS
 eur = EXNESS:EURUSD EVERY 1s
 RULES
-WHEN close(eur) < 0 THEN BUY eur SIZING 0.1
+WHEN ema(eur, 3) < 0 THEN BUY eur SIZING 0.1
 """
 
 
