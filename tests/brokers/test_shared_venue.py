@@ -246,3 +246,26 @@ async def test_without_the_journal_the_session_whose_tag_a_position_carries_reco
     (again,) = await started(registry(sim, tmp_path), 1)  # qkt run again: no journal
     assert [(r.symbol, r.qty) for r in again.broker.recovered] == [("EURUSD", Decimal("0.1"))]
     await again.broker.aclose()
+
+
+async def test_a_journaled_order_of_unknown_outcome_counts_in_what_a_session_takes_back(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    (a,) = await started(registry(sim, tmp_path), 1)
+    await send(a.broker, buy(a, 1), buy(a, 2))  # 0.2 at the venue; the journal saw only 0.1
+    await a.broker.aclose()
+    again = Seat(registry(sim, tmp_path), "s0")
+    again.broker.journal_holds = {"EURUSDm": Decimal("0.1")}
+    again.broker.expect(buy(a, 2), _tag(a, 2), datetime.now(UTC))
+    settled: list[Any] = []
+    again.broker.on_settled = lambda request, price, qty: settled.append((request.client_id, qty))
+    await again.broker.start("s0")
+    assert [(r.symbol, r.qty) for r in again.broker.recovered] == [("EURUSD", Decimal("0.2"))]
+    assert settled == [("s0-000002", Decimal("0.1"))]  # in the recovered position: no second fill
+    await again.broker.aclose()
+
+
+def _tag(seat: Seat, n: int) -> str:
+    from qkt.brokers.tags import order_tag
+
+    return order_tag(seat.name, f"{seat.name}-{n:06d}")

@@ -123,14 +123,21 @@ class MT5Broker(Sending, Exits):
 
         On a netting account, the volume the journal records (:attr:`journal_holds`) is what is
         the session's when the venue's position holds more (others' fills are in it), and a
-        position another session opened holds the session's volume when the journal says so.
+        position another session opened holds the session's volume when the journal says so —
+        with what the journaled orders of unknown outcome would add, should the venue show them.
         Without a journal's word (or when it says flat), a position the tag names is the
         session's whole, and the restart reports the difference."""
         mine = [p for p in positions if self.book.ours(p)]
         if self.venue.hedging or not self.journal_holds:
             return mine
+        holds = dict(self.journal_holds)
+        pending = [*self._unresolved.values(), *(p for q in self._expected.values() for p in q)]
+        for order in pending:  # orders of the earlier run the venue may have filled since
+            if order.seeded and order.broker_symbol in holds:
+                qty = order.request.qty
+                holds[order.broker_symbol] += qty if order.request.side == "buy" else -qty
         own: list[Position] = []
-        for symbol, held in self.journal_holds.items():
+        for symbol, held in holds.items():
             side, volume = (0 if held > 0 else 1), abs(held)
             there = [p for p in positions if p.symbol == symbol and p.type == side]
             if not held or not there:
