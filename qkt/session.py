@@ -120,6 +120,7 @@ class LiveSession:
         self.strategy = strategy
         self.name = name or strategy.name
         self.plan: RoutePlan = plan_routes(strategy, registry, strict, path=path, params=params)
+        self.registry = registry
         errors = [d for d in self.plan.diagnostics if d.severity == "error"]
         if errors:
             raise SessionRefused(errors)

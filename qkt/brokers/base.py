@@ -60,5 +60,23 @@ class VenueBroker(Protocol):
     async def aclose(self) -> None: ...
 
 
+@runtime_checkable
+class JournaledBroker(Protocol):
+    """A venue broker a daemon journals: every order handed to ``before_send`` (journaled and
+    committed) before it is first sent, and after a restart the orders an earlier run journaled
+    without an outcome handed back by ``expect`` and resolved at the venue, never resent."""
+
+    before_send: Callable[[Any, str, str], None] | None
+    on_settled: Callable[[Any, Decimal, Decimal], None] | None
+    journal_holds: dict[str, Decimal]
+
+    def expect(self, request: Any, tag: str, sent_at: datetime) -> None: ...
+
+    async def resolve_expected(self) -> int: ...
+
+    @property
+    def expected(self) -> int: ...
+
+
 BrokerFactory = Callable[[EventBus, Clock, MarketPriceTracker], Broker]
 """Builds one broker for a profile: ``(bus, clock, prices) -> Broker``."""

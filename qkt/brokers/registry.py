@@ -95,14 +95,32 @@ def _paper(profile: ResolvedProfile, connections: Connections) -> BrokerFactory:
     return factory
 
 
+def _mt5_venue(profile: ResolvedProfile) -> Any:
+    from qkt.brokers.mt5.venue import MT5Venue
+
+    return MT5Venue(profile)
+
+
+_VENUES: dict[str, Callable[[ResolvedProfile], Any]] = {"mt5": _mt5_venue}
+
+
+def register_venue(profile_type: str, make: Callable[[ResolvedProfile], Any]) -> None:
+    """Install how a profile type's shared venue connection is made."""
+    _VENUES[profile_type] = make
+
+
+def venue_for(profile: ResolvedProfile, connections: Connections) -> Any:
+    """The profile's one venue connection (made on first use), or None for paper."""
+    make = _VENUES.get(profile.type)
+    return None if make is None else connections.get(profile.name, lambda: make(profile))
+
+
 def _mt5(profile: ResolvedProfile, connections: Connections) -> BrokerFactory:
     def factory(bus: EventBus, clock: Clock, prices: MarketPriceTracker) -> Broker:
         from qkt.brokers.mt5.broker import MT5Broker
-        from qkt.brokers.mt5.venue import MT5Venue
 
-        venue = connections.get(profile.name, lambda: MT5Venue(profile))
         # No I/O: the session starts it on its loop, joining the profile's one connection.
-        return MT5Broker(profile, bus, clock, prices, venue=venue)
+        return MT5Broker(profile, bus, clock, prices, venue=venue_for(profile, connections))
 
     return factory
 
@@ -134,6 +152,12 @@ class BrokerRegistry(Mapping[str, RegistryEntry]):
 
     def resolve(self, label: str) -> RegistryEntry | None:
         return self._entries.get(label.lower())
+
+    def venue(self, name: str) -> Any:
+        """The shared venue connection of profile ``name`` (its quotes serve a paper profile's
+        ``quotes_from``), or None when there is no such venue profile."""
+        entry = self.resolve(name)
+        return None if entry is None else venue_for(entry.profile, self.connections)
 
     def __getitem__(self, label: str) -> RegistryEntry:
         return self._entries[label.lower()]

@@ -26,7 +26,7 @@ from typing import Any
 
 from loguru import logger
 
-from qkt.brokers.mt5.broker import MT5Broker
+from qkt.brokers.base import JournaledBroker
 from qkt.daemon import logs, restart
 from qkt.daemon.connectivity import Connectivity, is_warmup
 from qkt.daemon.eventlog import money
@@ -120,7 +120,7 @@ class LiveDeployment:
         )
         self.recorder.attach(session)
         for profile, broker in session.venues.items():
-            if isinstance(broker, MT5Broker):
+            if isinstance(broker, JournaledBroker):
                 broker.before_send = self.recorder.before_send(profile)
                 broker.on_settled = self.recorder.settled(profile)
             route = next(r for r in session.plan.routes if r.profile == profile)

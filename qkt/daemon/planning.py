@@ -175,22 +175,13 @@ def no_quotes(planned: Planned, config: ResolvedConfig) -> list[Diagnostic]:
     """Streams that receive no bars under ``market_data.source: venue``."""
     found: list[Diagnostic] = []
     for route in planned.routes:
-        if route.type == "mt5":
-            continue
+        if route.type != "paper":
+            continue  # a venue route: its quotes come from its own venue
         profile = config.profiles.get(route.profile)
         source = None if profile is None else profile.values.get("quotes_from")
         where = f"stream `{route.alias}` ({route.label}:{route.symbol} -> {route.profile})"
         if source:
-            found.append(
-                warning(
-                    "no-quotes",
-                    f"{where} takes its quotes from `{source}` (quotes_from), which the daemon "
-                    "does not poll yet: it receives no bars",
-                    path=planned.child.file,
-                    hint="deploy with --replay CSV to trade it on recorded prices",
-                )
-            )
-            continue
+            continue  # paper on the quotes of a venue profile (config checks it names one)
         found.append(
             warning(
                 "no-quotes",

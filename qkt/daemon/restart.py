@@ -3,8 +3,8 @@
 
 1. its paper positions, balances and ledger come back from the journal
    (:mod:`qkt.daemon.paperstate`);
-2. every journaled order without a final outcome is handed to its MT5 broker
-   (:meth:`~qkt.brokers.mt5.broker.MT5Broker.expect`): it may have reached the venue;
+2. every journaled order without a final outcome is handed to its venue broker
+   (:class:`~qkt.brokers.base.JournaledBroker`, ``expect``): it may have reached the venue;
 3. the brokers start: the venue positions whose comment tag names the deployment are recovered,
    and an order of step 2 that this very read of the venue shows, inside a recovered position (or
    a close), is settled in the journal only — its effect is in the recovered position, so the
@@ -29,7 +29,7 @@ import asyncio
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from qkt.brokers.mt5.broker import MT5Broker
+from qkt.brokers.base import JournaledBroker
 from qkt.daemon import paperstate
 from qkt.daemon.eventlog import money
 from qkt.daemon.records import OrderRecord
@@ -54,7 +54,7 @@ def seed(dep: LiveDeployment, *, paper: bool) -> dict[Key, Decimal]:
     waiting = 0
     for record in journal.open_orders(dep.name):
         broker = session.venues.get(record.order.profile)
-        if isinstance(broker, MT5Broker):
+        if isinstance(broker, JournaledBroker):
             broker.expect(request_of(record), record.order.tag, record.updated)
             dep.recorder.expect(record)
             waiting += 1
@@ -71,7 +71,7 @@ def seed(dep: LiveDeployment, *, paper: bool) -> dict[Key, Decimal]:
 
 
 def _hand_holds(dep: LiveDeployment, expected: dict[Key, Decimal]) -> None:
-    """Tell each MT5 broker what the journal says the session holds per broker symbol: on a
+    """Tell each venue broker what the journal says the session holds per broker symbol: on a
     netting account sessions sharing a symbol share one position, and each takes back only its
     own volume (:meth:`~qkt.brokers.mt5.broker.MT5Broker.start`)."""
     assert dep.session is not None
@@ -80,7 +80,7 @@ def _hand_holds(dep: LiveDeployment, expected: dict[Key, Decimal]) -> None:
     for route in session.plan.routes:
         key = (route.label.lower(), route.symbol)
         broker = session.venues.get(route.profile)
-        if key in seen or key not in expected or not isinstance(broker, MT5Broker):
+        if key in seen or key not in expected or not isinstance(broker, JournaledBroker):
             continue
         seen.add(key)
         holds = broker.journal_holds
@@ -150,7 +150,9 @@ def compare(dep: LiveDeployment, expected: dict[Key, Decimal]) -> None:
 async def resolve_expected(dep: LiveDeployment) -> None:
     """Step 5: until no order of an earlier run is left unresolved."""
     assert dep.session is not None
-    brokers = [b for b in dep.session.venues.values() if isinstance(b, MT5Broker) and b.expected]
+    brokers = [
+        b for b in dep.session.venues.values() if isinstance(b, JournaledBroker) and b.expected
+    ]
     while brokers:
         for broker in brokers:
             await broker.resolve_expected()

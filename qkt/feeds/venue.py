@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from qkt.brokers.mt5.client import GatewayError, Quote
 from qkt.brokers.mt5.clock import to_utc
 from qkt.brokers.notices import Outage
 from qkt.engine.events import Tick
+from qkt.errors import QktError
 from qkt.feeds.replay import Row
 from qkt.limits import MAX_PRICE, shown
 
@@ -32,9 +32,9 @@ class _Poll:
     label: str
     symbol: str
     broker_symbol: str
-    broker: Any
+    venue: Any  # the profile's shared connection: quotes(broker_symbol), zone, idle()
     outage: Outage
-    zone: tzinfo | None = None  # the profile's server_time_zone
+    zone: tzinfo | None = None  # the profile's server_time_zone (MT5); None: UTC
     last_msc: int = -1
 
 
@@ -42,21 +42,22 @@ class VenueQuotes:
     def __init__(self, session: Any) -> None:
         self._polls: list[_Poll] = []
         seen: set[tuple[str, str]] = set()
+        registry = getattr(session, "registry", None)
         for route in session.plan.routes:
-            broker = session.venues.get(route.profile)
-            if route.type != "mt5" or not hasattr(broker, "venue"):
+            venue = getattr(session.venues.get(route.profile), "venue", None)
+            broker_symbol = route.broker_symbol
+            if venue is None and route.type == "paper" and registry is not None:
+                venue = _quotes_from(registry, route.profile)  # paper on a venue's quotes
+                broker_symbol = venue.broker_symbol(route.symbol) if venue is not None else ""
+            if venue is None or not hasattr(venue, "quotes"):
                 continue
             key = (route.label.lower(), route.symbol)
             if key in seen:
                 continue
             seen.add(key)
-            outage = Outage(
-                session.bus, session.clock, broker.name, f"quotes of {route.broker_symbol}"
-            )
-            zone = getattr(broker, "zone", None)
-            self._polls.append(
-                _Poll(route.label, route.symbol, route.broker_symbol, broker, outage, zone)
-            )
+            outage = Outage(session.bus, session.clock, venue.name, f"quotes of {broker_symbol}")
+            zone = getattr(venue, "zone", None)
+            self._polls.append(_Poll(route.label, route.symbol, broker_symbol, venue, outage, zone))
 
     @property
     def empty(self) -> bool:
@@ -79,20 +80,22 @@ class VenueQuotes:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _poll(self, poll: _Poll, queue: asyncio.Queue[Row | BaseException]) -> None:
-        shared = poll.broker.venue.quotes(poll.broker_symbol)
+        shared = poll.venue.quotes(poll.broker_symbol)
         reads = shared.subscribe()
         try:
             while True:
                 row = self._read(poll, await reads.get())
                 if row is not None:
                     queue.put_nowait(row)
-        except Exception as exc:  # a bug, not a gateway failure: stop the reader with it
+        except Exception as exc:  # a bug, not a venue failure: stop the reader with it
             queue.put_nowait(exc)
         finally:
             shared.unsubscribe(reads)
+            if hasattr(poll.venue, "idle"):
+                await poll.venue.idle()
 
-    def _read(self, poll: _Poll, quote: Quote | Exception) -> Row | None:
-        if isinstance(quote, GatewayError):
+    def _read(self, poll: _Poll, quote: Any) -> Row | None:
+        if isinstance(quote, QktError):  # the venue did not answer, or not with a quote
             poll.outage.failed(quote.diagnostics[0].message)
             return None
         if isinstance(quote, Exception):
@@ -113,3 +116,10 @@ class VenueQuotes:
         poll.last_msc = quote.time_msc
         tick = Tick(poll.symbol, moment, float(bid), float(ask))
         return Row(poll.symbol, None, tick, moment, poll.label)
+
+
+def _quotes_from(registry: Any, profile: str) -> Any:
+    """The venue a paper profile takes its quotes from (``quotes_from``), if it names one."""
+    entry = registry.resolve(profile)
+    source = None if entry is None else entry.profile.values.get("quotes_from")
+    return registry.venue(str(source)) if source else None

@@ -269,3 +269,46 @@ def _tag(seat: Seat, n: int) -> str:
     from qkt.brokers.tags import order_tag
 
     return order_tag(seat.name, f"{seat.name}-{n:06d}")
+
+
+PAPER_ON_VENUE = """STRATEGY shadow VERSION 1
+SYMBOLS
+eur = SHADOW:EURUSD EVERY 1s
+RULES
+WHEN POSITION.eur = 0 THEN BUY eur SIZING 0.1
+"""
+
+
+async def test_a_paper_profile_trades_on_the_quotes_of_its_quotes_from_venue(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    reg = registry(
+        sim,
+        tmp_path,
+        "    tick_poll_interval_ms: 50\n  shadow:\n    type: paper\n    quotes_from: exness\n",
+    )
+    parsed = parse_strategy(PAPER_ON_VENUE, "shadow.qkt")
+    assert parsed.strategy is not None
+    session = LiveSession(parsed.strategy, reg, clock=WallClock())
+    assert session.venues == {}  # nothing to trade at the venue: paper fills
+    sim.state.set_quote("EURUSDm", Decimal("1.2000"), Decimal("1.2002"))
+    reset(sim)
+    quotes = VenueQuotes(session)
+    assert not quotes.empty
+
+    async def run() -> None:
+        await drive(session, quotes.rows())
+
+    task = asyncio.create_task(run())
+    for step in range(25):  # the venue's quotes move; a 1s candle closes, the rule buys
+        sim.state.set_quote("EURUSDm", Decimal("1.2000"), Decimal(f"1.20{step + 10:02d}"))
+        await asyncio.sleep(0.1)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    seen = counts(sim)
+    assert seen.get("GET /symbol_info_tick/{symbol}", 0) >= 10
+    assert "POST /order" not in seen  # paper: nothing is sent
+    position = session.positions.get("SHADOW", "EURUSD")
+    assert position.qty == Decimal("0.1")
+    assert Decimal("1.2010") <= position.avg_price <= Decimal("1.2034")  # a venue ask
+    assert reg.venue("exness").client._client is None  # nobody streams: connections closed

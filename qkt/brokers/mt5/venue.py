@@ -129,6 +129,15 @@ class MT5Venue:
         self._locks.clear()
         await self.client.aclose()
 
+    async def idle(self) -> None:
+        """A quote reader left: with no session attached and nobody streaming, close the
+        connections (a paper profile's ``quotes_from`` uses the venue without a session)."""
+        if not self.sessions and not any(p.listeners for p in self._quotes.values()):
+            for poll in self._quotes.values():
+                await poll.aclose()
+            self._quotes.clear()
+            await self.client.aclose()
+
     def notice(self, level: str, message: str) -> None:
         self.everyone.publish(VenueNotice(self.name, level, message, self.everyone.now()))  # type: ignore[arg-type]
 
