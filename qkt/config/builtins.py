@@ -58,6 +58,8 @@ FIELDS: Final[dict[str, dict[str, Any]]] = {
         "category": "linear",
         "base_url": None,
         "recv_window_ms": 5000,
+        "poll_interval_ms": 1000,
+        "tick_poll_interval_ms": 1000,
         "http_timeout_ms": 5000,
         "retry_attempts": 3,
     },

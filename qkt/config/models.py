@@ -168,6 +168,8 @@ class BybitProfile(_Model):
     category: Literal["linear", "spot"] = Field("linear", description="Product category.")
     base_url: Url | None = Field(None, description="REST base URL; derived from testnet if unset.")
     recv_window_ms: Milliseconds = Field(5000, description="Signed request validity window.")
+    poll_interval_ms: Milliseconds = Field(1000, description="Execution polling interval.")
+    tick_poll_interval_ms: Milliseconds = Field(1000, description="Quote polling interval.")
     http_timeout_ms: Milliseconds = Field(5000, description="Timeout of one HTTP request.")
     retry_attempts: Attempts = 3
 
