@@ -1,15 +1,17 @@
-"""Warm-up from the venue: each stream's indicators fed with the gateway's bar history before live
+"""Warm-up from the venue: each stream's indicators fed with the venue's bar history before live
 bars count (``qkt run`` live, SPEC §6.1).
 
 A stream needs ``WARMUP N BARS``, or by default the longest indicator period its rules use
-(:meth:`qkt.engine.runtime.Runtime.warmup_bars`). For every MT5 stream that needs some, the
-history is read with ``GET /fetch_data_range`` (``reference/mt5-gateway.md``; bars are UTC, unlike
-positions and deals) in the largest MT5 timeframe that divides the stream's and lines up with its
-UTC candles — a 2m stream from M1, a 2h stream from H1, a 4h stream from H4 on a UTC server but
-from H1 on a UTC+2 one, whose H4 bars open at 22:00 UTC — in ranges of at most 31 days (the
-gateway refuses longer ones). A bar not closed yet is dropped. Where the market was shut (a
-weekend) the range is extended backwards until the stream has its bars or the gateway has no
-more.
+(:meth:`qkt.engine.runtime.Runtime.warmup_bars`). For every venue stream that needs some, its
+profile's venue connection reads the history (``history``): an MT5 gateway with ``GET
+/fetch_data_range`` (``reference/mt5-gateway.md``; bars are UTC, unlike positions and deals) in
+ranges of at most 31 days, Bybit with ``GET /v5/market/kline`` (1,000 bars a read). The source
+timeframe is the largest of the venue's that divides the stream's and lines up with its UTC
+candles — a 2m stream from M1, a 2h stream from H1, a 4h stream from H4 on a UTC server but from H1
+on a UTC+2 one, whose H4 bars open at 22:00 UTC; Bybit's 1 … 720 minutes and D. A stream of
+seconds has no such source: it starts cold, saying so. A bar not closed yet is dropped. Where the
+market was shut (a weekend) the range is extended backwards until the stream has its bars or the
+venue has no more.
 
 The bars then go through the stream's own candle builder, indicators and rule conditions
 (:meth:`qkt.session.LiveSession.warm`), in time order across streams, without any rule firing.
@@ -25,8 +27,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Literal
 
-from qkt.brokers.mt5.client import GatewayError, Unsupported
+from qkt.brokers.mt5.client import Unsupported
 from qkt.engine.events import Bar, VenueNotice
+from qkt.errors import QktError
 
 TIMEFRAMES: tuple[tuple[str, int], ...] = (
     ("D1", 86400),
@@ -37,20 +40,24 @@ TIMEFRAMES: tuple[tuple[str, int], ...] = (
     ("M5", 300),
     ("M1", 60),
 )
-CHUNK = timedelta(days=31)
-"""The longest range one ``/fetch_data_range`` may ask for."""
 CLOSED_GAP = timedelta(days=4)
 """A read of at least this long with no bar at all: the gateway's history ends there."""
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
-def source_timeframe(seconds: int, zone: tzinfo | None, at: datetime) -> tuple[str, int] | None:
-    """The MT5 timeframe (name, seconds) a stream of ``seconds`` is built from: the largest that
-    divides it and whose bars open on UTC multiples of their length on a server in ``zone``
-    (an H4 or D1 bar opens at the server's midnight). None when no MT5 timeframe fits (``1s``)."""
+def source_timeframe(
+    seconds: int,
+    zone: tzinfo | None,
+    at: datetime,
+    timeframes: tuple[tuple[str, int], ...] = TIMEFRAMES,
+) -> tuple[str, int] | None:
+    """The venue timeframe (name, seconds) a stream of ``seconds`` is built from (MT5's unless
+    ``timeframes`` are given): the largest that divides it and whose bars open on UTC multiples
+    of their length on a server in ``zone`` (an H4 or D1 bar opens at the server's midnight).
+    None when no timeframe fits (``1s``)."""
     offset = at.astimezone(zone).utcoffset() if zone is not None else None
     shift = int(offset.total_seconds()) if offset is not None else 0
-    for name, length in TIMEFRAMES:
+    for name, length in timeframes:
         if seconds % length == 0 and shift % length == 0:
             return name, length
     return None
@@ -134,6 +141,7 @@ class _Source:
     broker_symbol: str
     timeframe: str
     seconds: int
+    venue: Any = None  # history(broker_symbol, timeframe, start, end), history_chunk(seconds)
     wants: list[_Want] = field(default_factory=list)
     bars: dict[int, Bar] = field(default_factory=dict)  # open epoch -> bar
 
@@ -181,8 +189,8 @@ async def warm_up(session: Any, now: Callable[[], datetime] | None = None) -> di
         except Unsupported:
             cold[source.broker.name] = aliases
             continue
-        except (GatewayError, ValueError) as exc:
-            reason = exc.diagnostics[0].message if isinstance(exc, GatewayError) else str(exc)
+        except (QktError, ValueError) as exc:
+            reason = exc.diagnostics[0].message if isinstance(exc, QktError) else str(exc)
             starts = "start" if len(aliases) > 1 else "starts"
             _say(
                 session,
@@ -211,24 +219,27 @@ def _plan(session: Any, now: datetime) -> list[_Source]:
     order = {alias: i for i, alias in enumerate(session.runtime.streams)}
     for route in session.plan.routes:
         broker = session.venues.get(route.profile)
+        venue: Any = getattr(broker, "venue", None)
         count = session.runtime.warmup_bars(route.alias)
-        if route.type != "mt5" or not hasattr(broker, "client") or count <= 0:
+        if not hasattr(venue, "history") or count <= 0:
             continue
         seconds = session.runtime.streams[route.alias].seconds
-        source = source_timeframe(seconds, broker.profile.time_zone(), now)
+        source = source_timeframe(seconds, venue.zone, now, venue.history_timeframes)
         if source is None:
             _say(
                 session,
                 broker,
                 "warning",
                 f"warm-up of {route.alias}: its {route.timeframe} "
-                "candles cannot be built from MT5 bars (M1 to D1); starts cold",
+                f"candles cannot be built from {venue.history_kind}; starts cold",
             )
             continue
         timeframe, length = source
         key = (route.profile, route.broker_symbol, length)
         if key not in sources:
-            sources[key] = _Source(broker, route.symbol, route.broker_symbol, timeframe, length)
+            sources[key] = _Source(
+                broker, route.symbol, route.broker_symbol, timeframe, length, venue
+            )
         sources[key].wants.append(_Want(route.alias, order[route.alias], seconds, count))
     return list(sources.values())
 
@@ -242,7 +253,7 @@ async def _read(source: _Source, now: datetime) -> None:
     while True:
         start = max(end - span, floor)
         answered = 0
-        for lo, hi in _chunks(start, end):
+        for lo, hi in _chunks(start, end, source.venue.history_chunk(source.seconds)):
             answered += await _ask(source, lo, hi, now)
         missing = source.missing(now)
         if missing <= 0 or start <= floor or (not answered and end - start >= CLOSED_GAP):
@@ -254,18 +265,16 @@ async def _read(source: _Source, now: datetime) -> None:
 
 
 async def _ask(source: _Source, start: datetime, end: datetime, now: datetime) -> int:
-    rows = await source.broker.client.bars(
-        source.broker_symbol, source.timeframe, start.strftime(ISO), end.strftime(ISO)
-    )
+    rows = await source.venue.history(source.broker_symbol, source.timeframe, start, end)
     return source.add(rows, now)
 
 
-def _chunks(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """``[start, end]`` in ranges of at most 31 days, oldest first."""
+def _chunks(start: datetime, end: datetime, chunk: timedelta) -> list[tuple[datetime, datetime]]:
+    """``[start, end]`` in ranges of at most ``chunk`` (what one read may ask), oldest first."""
     chunks = []
-    while end - start > CHUNK:
-        chunks.append((start, start + CHUNK))
-        start += CHUNK
+    while end - start > chunk:
+        chunks.append((start, start + chunk))
+        start += chunk
     chunks.append((start, end))
     return chunks
 
@@ -278,7 +287,7 @@ async def _catch_up(sources: list[_Source], started: datetime, now: datetime) ->
             continue
         try:
             await _ask(source, started - timedelta(seconds=source.seconds), now, now)
-        except (GatewayError, ValueError):
+        except (QktError, ValueError):
             continue
     return now
 

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from qkt.brokers.mt5.broker import MT5Broker
 
 DAY = timedelta(days=1)
+HISTORY_CHUNK = timedelta(days=31)  # the longest range one /fetch_data_range may ask for
 T = TypeVar("T")
 
 
@@ -359,6 +360,27 @@ class MT5Venue:
                 self._unequal.discard(symbol)
                 for seat in sharing:
                     seat.notice("info", f"{symbol}: the venue's net position is their sum again")
+
+    # ------------------------------------------------------------ bar history (warm-up)
+    history_kind = "MT5 bars (M1 to D1)"
+
+    @property
+    def history_timeframes(self) -> tuple[tuple[str, int], ...]:
+        from qkt.feeds.warmup import TIMEFRAMES
+
+        return TIMEFRAMES
+
+    def history_chunk(self, seconds: int) -> timedelta:
+        return HISTORY_CHUNK
+
+    async def history(
+        self, broker_symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> list[dict[str, Any]]:
+        """Bars opened from ``start`` to ``end`` (``/fetch_data_range``, UTC), oldest first."""
+        iso = "%Y-%m-%dT%H:%M:%SZ"
+        return await self.client.bars(
+            broker_symbol, timeframe, start.strftime(iso), end.strftime(iso)
+        )
 
     # ------------------------------------------------------------ quotes
     def quotes(self, broker_symbol: str) -> SharedPoll[Quote]:
