@@ -30,7 +30,3 @@ class PortfolioError(QktError):
 
 class RoutingError(QktError):
     """Routes could not be planned (strict mode refusals, unknown profiles)."""
-
-
-class NotImplementedBrokerError(QktError):
-    """A broker type whose adapter does not exist yet."""

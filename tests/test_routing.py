@@ -231,13 +231,19 @@ def test_root_config_routes_the_seed_accounts(root: Path) -> None:
     ]
 
 
-def test_registry_is_keyed_by_lowercased_label_and_unbuilt_adapters_say_so(write: Writer) -> None:
-    from qkt.errors import NotImplementedBrokerError
+def test_registry_is_keyed_by_lowercased_label_and_builds_every_type_without_io(
+    write: Writer,
+) -> None:
+    from qkt.brokers.bybit.broker import BybitBroker
+    from qkt.engine.bus import EventBus
+    from qkt.engine.clock import SimulatedClock
+    from qkt.engine.prices import PriceTracker
 
     reg = registry(write, "brokers:\n  bybit:\n    type: bybit\n")
     assert "EXNESS" in reg and "Exness" in reg and "oanda" not in reg
     assert reg.resolve("EXNESS-personal") is None
     assert reg["ExNeSs"].profile.name == "exness"
-    with pytest.raises(NotImplementedBrokerError) as info:
-        reg["BYBIT"].factory(None, None, None)  # type: ignore[arg-type]
-    assert info.value.diagnostics[0].code == "broker-not-implemented"
+    broker = reg["BYBIT"].factory(EventBus(), SimulatedClock(), PriceTracker())
+    assert isinstance(broker, BybitBroker) and broker.name == "bybit"
+    assert broker.venue is reg.venue("bybit")  # the profile's one connection
+    assert broker.client._client is None  # nothing opened before the session starts it

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qkt.brokers.base import Broker, BrokerFactory, Clock, EventBus, MarketPriceTracker
-from qkt.diagnostics import error
-from qkt.errors import NotImplementedBrokerError
 
 if TYPE_CHECKING:
     from qkt.config import ResolvedConfig, ResolvedProfile
@@ -49,18 +47,6 @@ class Connections:
 
 
 FactoryBuilder = Callable[["ResolvedProfile", Connections], BrokerFactory]
-
-
-def _not_yet(profile: ResolvedProfile, connections: Connections) -> BrokerFactory:
-    def factory(bus: EventBus, clock: Clock, prices: MarketPriceTracker) -> Broker:
-        raise NotImplementedBrokerError(
-            error(
-                "broker-not-implemented",
-                f"profile `{profile.name}`: the {profile.type} broker cannot trade yet in this version",
-            )
-        )
-
-    return factory
 
 
 _BUILDERS: dict[str, FactoryBuilder] = {}
@@ -101,7 +87,13 @@ def _mt5_venue(profile: ResolvedProfile) -> Any:
     return MT5Venue(profile)
 
 
-_VENUES: dict[str, Callable[[ResolvedProfile], Any]] = {"mt5": _mt5_venue}
+def _bybit_venue(profile: ResolvedProfile) -> Any:
+    from qkt.brokers.bybit.venue import BybitVenue
+
+    return BybitVenue(profile)
+
+
+_VENUES: dict[str, Callable[[ResolvedProfile], Any]] = {"mt5": _mt5_venue, "bybit": _bybit_venue}
 
 
 def register_venue(profile_type: str, make: Callable[[ResolvedProfile], Any]) -> None:
@@ -125,10 +117,19 @@ def _mt5(profile: ResolvedProfile, connections: Connections) -> BrokerFactory:
     return factory
 
 
+def _bybit(profile: ResolvedProfile, connections: Connections) -> BrokerFactory:
+    def factory(bus: EventBus, clock: Clock, prices: MarketPriceTracker) -> Broker:
+        from qkt.brokers.bybit.broker import BybitBroker
+
+        return BybitBroker(profile, bus, clock, prices, venue=venue_for(profile, connections))
+
+    return factory
+
+
 def factory_for(profile: ResolvedProfile, connections: Connections | None = None) -> BrokerFactory:
-    defaults = {"paper": _paper, "mt5": _mt5}
-    default = defaults.get(profile.type, _not_yet)
-    return _BUILDERS.get(profile.type, default)(profile, connections or Connections())
+    defaults = {"paper": _paper, "mt5": _mt5, "bybit": _bybit}
+    builder = _BUILDERS.get(profile.type) or defaults[profile.type]
+    return builder(profile, connections or Connections())
 
 
 class BrokerRegistry(Mapping[str, RegistryEntry]):
