@@ -1,4 +1,6 @@
-"""``qkt validate --probe``: ask each routed MT5 gateway, read-only, whether it can take the plan.
+"""``qkt validate --probe``: ask each routed venue, read-only, whether it can take the plan.
+
+MT5 gateways are asked here; Bybit profiles by :mod:`qkt.brokers.bybit.probe`, with the same codes.
 
 Only profiles some route uses are probed, each once, all side by side. A probe looks at
 ``/health/ready`` once (it does not wait ``ready_timeout_ms``), then reads ``/account`` and
@@ -138,7 +140,7 @@ class _Target:
 class _Answer:
     probe: Probe
     diagnostics: list[Diagnostic]
-    info: dict[str, SymbolInfo]  # broker symbol -> what the venue said, for tradable symbols
+    info: dict[str, Any]  # broker symbol -> its volume limits (SymbolInfo, Limits), if tradable
 
 
 def probe_report(report: ValidationReport, registry: BrokerRegistry) -> None:
@@ -162,7 +164,7 @@ def probe_routes(
     targets: dict[str, _Target] = {}
     for route in routes:
         entry = registry.resolve(route.profile)
-        if route.type != "mt5" or entry is None:
+        if route.type not in ("mt5", "bybit") or entry is None:
             continue
         target = targets.setdefault(route.profile, _Target(route, entry.profile))
         target.symbols.setdefault(route.broker_symbol, route.symbol)
@@ -183,6 +185,12 @@ def probe_routes(
 
 async def _probe(target: _Target) -> _Answer:
     from qkt.brokers.mt5.client import GatewayClient
+
+    if target.profile.type == "bybit":
+        from qkt.brokers.bybit.probe import probe
+
+        answer: _Answer = await probe(target)
+        return answer
 
     values = target.profile.values
     client = GatewayClient(
