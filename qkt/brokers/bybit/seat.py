@@ -1,0 +1,152 @@
+"""What one session holds at a shared Bybit account: its positions, its orders, its bus.
+
+:class:`Seat` is the state the session-scoped broker's parts share (:mod:`.recovery`,
+:mod:`.broker`); the account's connection (:class:`~qkt.brokers.bybit.venue.BybitVenue`) is
+shared with the other sessions of the profile. What a session hears goes on its own bus only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from qkt.brokers.bybit.client import BybitClient
+from qkt.brokers.bybit.orders import Pending, Reason
+from qkt.brokers.bybit.venue import BybitVenue
+from qkt.engine.events import OrderFilled, OrderRejected, OrderRequest
+
+ZERO = Decimal(0)
+
+
+@dataclass
+class Recovered:
+    """An open linear position of this session found at start."""
+
+    label: str
+    symbol: str
+    side: str
+    qty: Decimal
+    price: Decimal
+    ticket: int = 0
+    comment: str = ""
+    contract_size: Decimal = Decimal(1)
+
+
+@dataclass
+class Held:
+    """The session's own net position of a symbol: its fills, less what the venue closed."""
+
+    qty: Decimal  # signed: buys positive
+    owner: str  # client id of the order that opened it
+    stop_loss: Decimal | None = None  # spot: legs held by qkt
+    take_profit: Decimal | None = None
+
+
+class Seat:
+    def __init__(
+        self,
+        profile: Any,
+        bus: Any,
+        clock: Any,
+        prices: Any,
+        client: BybitClient | None = None,
+        *,
+        label: str | None = None,
+        venue: BybitVenue | None = None,
+    ) -> None:
+        self.venue = venue if venue is not None else BybitVenue(profile, client)
+        self.profile = profile
+        self.name: str = profile.name
+        self.label = label or profile.name.upper()
+        self.bus, self.clock, self.prices = bus, clock, prices
+        self.session = ""
+        self.recovered: list[Recovered] = []
+        self.journal_holds: dict[str, Decimal] = {}
+        self.held: dict[str, Held] = {}
+        self.absence_backoff_s = 0.2
+        self.lag_s = 2.0  # how late an order may show at the venue after its answer
+        self.fill_reads = 20  # reads of an accepted order before the poller takes over
+        self.fill_backoff_s = 0.05
+        self.before_send: Callable[[OrderRequest, str, str], None] | None = None
+        self.on_settled: Callable[[OrderRequest, Decimal, Decimal], None] | None = None
+        self._unresolved: dict[str, Pending] = {}
+        self._expected: dict[str, list[Pending]] = {}
+        self._announced: set[str] = set()
+        self._journaled: set[str] = set()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._failures: list[BaseException] = []
+
+    @property
+    def client(self) -> BybitClient:
+        return self.venue.client
+
+    @property
+    def category(self) -> str:
+        return self.venue.category
+
+    # ------------------------------------------------------------ the loop
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._inflight.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        if task in self._inflight:
+            self._inflight.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                self._failures.append(task.exception())  # type: ignore[arg-type]
+
+    async def settle(self) -> None:
+        while self._inflight:
+            task = next(iter(self._inflight))
+            if task.done():
+                self._done(task)
+                continue
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
+        if self._failures:
+            failure, self._failures = self._failures[0], []
+            raise failure
+
+    # ------------------------------------------------------------ events
+    def _announce(self, request: OrderRequest) -> None:
+        if request.client_id not in self._announced:
+            self._announced.add(request.client_id)
+            self.bus.publish(request)
+
+    def _reject(self, request: OrderRequest, reason: str) -> None:
+        self._announce(request)
+        self.bus.publish(OrderRejected(request.client_id, self.name, reason, self.clock.now()))
+
+    def _fill(
+        self, request: OrderRequest, qty: Decimal, price: Decimal, fee: Decimal, reason: Reason
+    ) -> None:
+        self.bus.publish(
+            OrderFilled(
+                request.client_id, self.name, request.label, request.symbol, request.side, qty,
+                price, self.clock.now(), reason, commission=fee,
+            )
+        )  # fmt: skip
+        symbol = self.venue.broker_symbol(request.symbol)
+        signed = qty if request.side == "buy" else -qty
+        held = self.held.get(symbol)
+        total = (held.qty if held else ZERO) + signed
+        if not total:
+            self.held.pop(symbol, None)
+        elif held is None or (held.qty > 0) != (total > 0):  # opened, or reversed
+            self.held[symbol] = Held(total, request.client_id)
+        else:
+            held.qty = total
+        if self.venue.linear or request.reduce_only or symbol not in self.held:
+            return
+        if request.stop_loss is not None or request.take_profit is not None:
+            self.held[symbol].stop_loss = request.stop_loss  # spot: qkt holds the bracket
+            self.held[symbol].take_profit = request.take_profit
+
+    # ------------------------------------------------------------ parts that call each other
+    async def _resolve(self, symbol: str, reads: int | None = None) -> bool:  # pragma: no cover
+        raise NotImplementedError
