@@ -93,12 +93,13 @@ def _check_env_config(named: str | None) -> None:
 
 
 def _register() -> None:
-    from cli import brokers, config_cmd, daemon, deploy, lifecycle, run, sim, validate
+    from cli import brokers, config_cmd, daemon, demo, deploy, lifecycle, run, sim, validate
 
     validate.register(app)
     run.register(app)
     deploy.register(app)
     lifecycle.register(app)
+    demo.register(app)
     app.add_typer(brokers.app, name="brokers")
     app.add_typer(config_cmd.app, name="config")
     app.add_typer(daemon.app, name="daemon")
