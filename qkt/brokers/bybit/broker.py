@@ -96,17 +96,22 @@ class BybitBroker(Restart):
                     f"an earlier order on {symbol} has an unknown outcome; not sending more",
                 )
                 return
+        legs = request.stop_loss is not None or request.take_profit is not None
+        known = self.prices.quote(request.label, request.symbol, request.side)
         try:
             problem = await self.venue.position_mode(symbol)
             inst = await self.venue.instrument(symbol)
-            quote = await self.venue.quote(symbol)
+            if request.notional is not None or legs or known is None:
+                # Sizes in money and stops are placed at Bybit's own quote at send time.
+                quote = await self.venue.quote(symbol)
+                known = quote.ask if request.side == "buy" else quote.bid
         except BybitError as exc:
             self._reject(request, f"{symbol}: {exc.diagnostics[0].message}; not sent")
             return
         if problem:
             self._reject(request, f"{problem}; not sent")
             return
-        entry = quote.ask if request.side == "buy" else quote.bid
+        entry = known
         if request.notional is not None:
             qty, why = qty_of_notional(self.category, request.notional, entry, inst)
             request = replace(request, qty=qty)
