@@ -16,6 +16,8 @@ SCRIPTS = (
     "replay_check.py",
     "dispatch.py",
     "deploy.py",
+    "gateway_load.py",
+    "daemon_scale.py",
 )
 for script in SCRIPTS:
     print(f"== {script}", flush=True)
