@@ -180,25 +180,37 @@ class LiveView(PlainView):
             self.live = None
 
     def _table(self, children: list[Child]) -> Any:
+        """Every column when the terminal is wide enough, else name, state, signed position and
+        money; money in cents either way (the plain table has the exact decimals)."""
         from rich.table import Table
 
-        table = Table(
-            title="positions and PnL", title_justify="left", header_style="bold", show_edge=False
-        )
-        for header in HEADERS:
+        full = [[*r[:7], *(_cents(v) for v in r[7:])] for r in rows(children, short=True)]
+        headers, body = HEADERS, full
+        if _width(HEADERS, full) > self.console.width:
+            headers = ["DEPLOYMENT", "STATE", "POSITION", "UNREALIZED", "REALIZED", "EQUITY"]
+            body = [
+                [r[0], r[1], r[4] if r[4] == "flat" else f"{r[4]} {_qty(r[5])}", *r[7:]]
+                for r in full
+            ]
+        portfolio = {c.name.rsplit("/", 1)[0] for c in children if "/" in c.name}
+        title = "positions and PnL" + (f" of {portfolio.pop()}" if len(portfolio) == 1 else "")
+        table = Table(title=title, title_justify="left", header_style="bold", box=None)
+        for header in headers:
             table.add_column(header, no_wrap=True, justify="left" if header in LEFT else "right")
-        for row in rows(children):
+        for row in body:
             table.add_row(*row)
         return table
 
 
-def rows(children: list[Child]) -> list[list[str]]:
-    """A row per position of each child (a flat child: one row), its totals on its first."""
+def rows(children: list[Child], *, short: bool = False) -> list[list[str]]:
+    """A row per position of each child (a flat child: one row), its totals on its first;
+    ``short``: names without their portfolio."""
     out = []
     for c in children:
         positions: list[Position | None] = [*c.positions] or [None]
+        name = c.name.rsplit("/", 1)[-1] if short else c.name
         for i, p in enumerate(positions):
-            head = [c.name, c.state, str(c.orders), str(c.fills)] if i == 0 else ["", "", "", ""]
+            head = [name, c.state, str(c.orders), str(c.fills)] if i == 0 else ["", "", "", ""]
             if p is None:
                 cells = ["flat", "0", "-", "0", "0"]
             else:
@@ -217,6 +229,23 @@ def _short(client_id: str) -> str:
     """``#3`` for ``<deployment>-<stamp>-000003``: unique within a deployment."""
     tail = client_id.rsplit("-", 1)[-1]
     return f"#{int(tail)}" if tail.isdigit() else client_id
+
+
+def _width(headers: list[str], body: list[list[str]]) -> int:
+    """Columns of a table without a box: the widest cell of each column and one space a side."""
+    return sum(max(len(c) for c in column) + 2 for column in zip(headers, *body, strict=True))
+
+
+def _cents(text: str) -> str:
+    try:
+        return f"{Decimal(text).quantize(Decimal('0.01')):f}"
+    except InvalidOperation:
+        return text
+
+
+def _qty(text: str) -> str:
+    """A signed quantity as ``qkt list`` shows it (``+8.5``, ``-0.1``), ``flat`` for none."""
+    return "flat" if _zero(text) else text if text.startswith("-") else f"+{text}"
 
 
 def _zero(text: str) -> bool:
