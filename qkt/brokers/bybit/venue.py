@@ -160,8 +160,11 @@ class BybitVenue:
             await self.client.wallet_balance("USDT")
             positions = await self.client.positions(self.category) if self.linear else []
         except BybitError as exc:
+            first = exc.diagnostics[0]  # venue-refused (the key) or venue-unavailable
+            hint = "check the profile's api_key, api_secret and testnet"
+            refused = first.code == "venue-refused"
             raise VenueRefused(
-                error("venue-unavailable", f"{where}: {exc.diagnostics[0].message}")
+                error(first.code, f"{where}: {first.message}", hint=hint if refused else None)
             ) from None
         problems = guard_problems(self.name, self.url, self.category, key, positions)
         if problems:
