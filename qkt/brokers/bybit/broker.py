@@ -193,12 +193,15 @@ class BybitBroker(Restart):
         venue, or proved not placed). ``reads``: how many looks before giving up for now."""
         pending = self._unresolved[symbol]
         found: Found | None = None
+        step: Decimal | None = None
         for check in range(reads or ABSENCE_CHECKS):
             if check:
                 wait = self.fill_backoff_s if reads else self.absence_backoff_s * check
                 await asyncio.sleep(wait)
             try:
-                found = await look_up(self.client, self.category, pending)
+                if not self.venue.linear and step is None:  # read once per symbol, shared
+                    step = (await self.venue.instrument(symbol)).volume_step
+                found = await look_up(self.client, self.category, pending, step)
             except BybitError:
                 return False
             if found is not None and (found.final or not reads):
