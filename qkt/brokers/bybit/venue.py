@@ -236,12 +236,15 @@ class BybitVenue:
         self, symbol: str, interval: str, start: datetime, end: datetime
     ) -> list[dict[str, Any]]:
         """Klines opened from ``start`` to ``end``, oldest first, as warm-up rows (the bar still
-        open is dropped by the warm-up, which knows the time)."""
+        open is dropped by the warm-up, which knows the time). Bybit filters on the bars' open
+        times: ``start`` is taken back to the open of the bar it falls in."""
+        length = dict(self.history_timeframes).get(interval, 60) * 1000
+        first = int(start.timestamp() * 1000)
         rows = await self.client.klines(
             self.category,
             symbol,
             interval,
-            int(start.timestamp() * 1000),
+            first - first % length,
             int(end.timestamp() * 1000),
             KLINES_PER_READ,
         )
