@@ -79,7 +79,8 @@ async def probe(target: Any) -> Any:
         async def one(symbol: str) -> tuple[Instrument | None, list[Position]] | BybitError:
             try:
                 inst = await client.instrument(category, symbol)
-                rows = await client.positions(category, symbol) if category == "linear" else []
+                listed = inst is not None and category == "linear"  # Bybit: 10001 otherwise
+                rows = await client.positions(category, symbol) if listed else []
             except BybitError as exc:
                 return exc
             return inst, rows
