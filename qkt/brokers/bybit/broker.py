@@ -166,6 +166,7 @@ class BybitBroker(Restart):
                 return
             self._journaled.add(request.client_id)
         self._announce(request)
+        self._sent.add(request.client_id)
         outcome = await self.client.create_order(self._body(symbol, request, link))
         if outcome.status == "rejected":
             code = f" (retCode {outcome.ret_code})" if outcome.ret_code else ""
@@ -253,9 +254,10 @@ class BybitBroker(Restart):
         return take
 
     def crossed(self, symbol: str, bid: Decimal) -> None:
-        """Spot: the venue's bid crossed a leg qkt holds: sell what the session holds."""
+        """Spot: the venue's bid crossed a leg qkt holds: sell what the session holds. While an
+        order of unknown outcome blocks the symbol, the legs wait for a later poll."""
         held = self.held.get(symbol)
-        if held is None or held.qty <= 0:
+        if held is None or held.qty <= 0 or symbol in self._unresolved:
             return
         reason: Reason | None = None
         if held.stop_loss is not None and bid <= held.stop_loss:
@@ -264,8 +266,19 @@ class BybitBroker(Restart):
             reason = "take_profit"
         if reason is None:
             return
-        held.stop_loss = held.take_profit = None  # sent once
-        self._spawn(self._dispatch(self._closing(symbol, held), reason))
+        legs = held.stop_loss, held.take_profit
+        held.stop_loss = held.take_profit = None  # one sell at a time
+        self._spawn(self._exit(symbol, held, reason, legs))
+
+    async def _exit(
+        self, symbol: str, held: Held, reason: Reason, legs: tuple[Decimal | None, Decimal | None]
+    ) -> None:
+        """The sell of a crossed leg, sent once; when nothing could be sent (Bybit could not be
+        read, the symbol was blocked), the legs are back for the next poll."""
+        closing = self._closing(symbol, held)
+        await self._dispatch(closing, reason)
+        if closing.client_id not in self._sent and self.held.get(symbol) is held:
+            held.stop_loss, held.take_profit = legs
 
     def _closing(self, symbol: str, held: Held) -> OrderRequest:
         side: Side = "sell" if held.qty > 0 else "buy"

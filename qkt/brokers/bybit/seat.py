@@ -77,6 +77,7 @@ class Seat:
         self._expected: dict[str, list[Pending]] = {}
         self._announced: set[str] = set()
         self._journaled: set[str] = set()
+        self._sent: set[str] = set()  # client ids whose create went out
         self._inflight: set[asyncio.Task[None]] = set()
         self._failures: list[BaseException] = []
 
