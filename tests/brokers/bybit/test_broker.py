@@ -18,10 +18,12 @@ import httpx
 import pytest
 
 from qkt.brokers.bybit.broker import BybitBroker
+from qkt.brokers.bybit.client import BybitError
 from qkt.brokers.bybit.ids import MAX_LINK, order_link_id
 from qkt.brokers.registry import BrokerRegistry
 from qkt.brokers.tags import client_prefix, run_stamp
 from qkt.config import load_config
+from qkt.diagnostics import error
 from qkt.engine.bus import EventBus
 from qkt.engine.clock import WallClock
 from qkt.engine.events import (
@@ -637,3 +639,55 @@ async def test_a_journaled_spot_order_bybit_filled_is_reported_as_its_fill_at_re
     assert (fill.client_id, fill.side, fill.price) == (request.client_id, "buy", ASK)
     assert len(bodies(sim)) == 1
     await again.broker.aclose()
+
+
+async def test_a_spot_bracket_crossed_while_its_symbol_is_blocked_acts_once_it_is_free(
+    sim: BybitSimServer, tmp_path: Path
+) -> None:
+    """An order of unknown outcome blocks the symbol for the recv window: the stop crossed
+    meanwhile must not be lost, but sell once Bybit has shown the order was not placed."""
+    s = await Seat(registry(sim.url, tmp_path, "    recv_window_ms: 400\n", category="spot"),
+                   "s").start()  # fmt: skip
+    await send(s.broker, s.order(1, qty="0.001", stop_loss=Decimal("85000")))
+    faults(sim, create_5xx_before=1)
+    await send(s.broker, s.order(2, qty="0.001"))
+    assert s.kinds()[-1] == "OrderUnknown"
+    sim.state.set_quote("BTCUSDT", Decimal("84900.0"), Decimal("84900.5"))  # through the stop
+    await s.broker.poll()
+    await s.broker.settle()
+    assert [b["side"] for b in bodies(sim)] == ["Buy", "Buy"]  # blocked: nothing sold yet
+    await asyncio.sleep(0.5)
+    await s.broker.poll()  # order 2 was not placed: the symbol is free, the stop acts
+    await s.broker.settle()
+    assert "not placed" in s.rejections()[-1]
+    assert [b["side"] for b in bodies(sim)] == ["Buy", "Buy", "Sell"]
+    last = s.fills()[-1]
+    assert (last.side, last.reason, last.qty) == ("sell", "stop_loss", s.fills()[0].qty)
+    await s.broker.aclose()
+
+
+async def test_a_spot_stop_whose_sell_could_not_be_sent_is_tried_again_at_the_next_poll(
+    sim: BybitSimServer, spot: BrokerRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = await Seat(spot, "s").start()
+    await send(s.broker, s.order(1, qty="0.001", stop_loss=Decimal("85000")))
+    venue = s.broker.venue
+    quote = venue.quote
+    asked: list[str] = []
+
+    async def tickers_down_once(symbol: str) -> Any:
+        asked.append(symbol)
+        if len(asked) == 2:  # the sell's own read of the quote: Bybit does not answer
+            raise BybitError(error("venue-unavailable", "tickers: no answer after 3 attempts"))
+        return await quote(symbol)
+
+    monkeypatch.setattr(venue, "quote", tickers_down_once)
+    sim.state.set_quote("BTCUSDT", Decimal("84900.0"), Decimal("84900.5"))
+    await s.broker.poll()
+    await s.broker.settle()
+    assert "no answer" in s.rejections()[-1] and len(bodies(sim)) == 1  # nothing went out
+    await s.broker.poll()
+    await s.broker.settle()
+    assert [b["side"] for b in bodies(sim)] == ["Buy", "Sell"]
+    assert s.fills()[-1].reason == "stop_loss"
+    await s.broker.aclose()
