@@ -2,8 +2,8 @@
 
 At start a linear session takes back its open positions: the journal's quantity where a daemon
 gives it (:attr:`~qkt.brokers.bybit.seat.Seat.journal_holds`, with what its journaled orders of
-unknown outcome would add), else what its own executions of the last week add up to — never more
-than the venue holds. Spot holdings are balances, not positions: not recovered. Orders an earlier
+unknown outcome would add), else what its own executions of the last week add up to, less what
+Bybit's TP/SL or trades by hand closed of it (:func:`holdings`) — never more than the venue holds. Spot holdings are balances, not positions: not recovered. Orders an earlier
 run journaled without an outcome (:meth:`Restart.expect`) are found by their ``orderLinkId``
 before anything else is sent for their symbol; one the venue shows inside what was taken back is
 settled in the journal only, never reported as a second fill. None is ever resent.
@@ -16,11 +16,37 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from qkt.brokers.bybit.ids import session_of_link
+from qkt.brokers.bybit.models import Execution
 from qkt.brokers.bybit.orders import Pending, look_up, settle_after
 from qkt.brokers.bybit.seat import ZERO, Held, Recovered, Seat
 from qkt.brokers.bybit.venue import LOOKBACK_MS
 from qkt.brokers.tags import session_tag
 from qkt.engine.events import OrderRequest
+
+
+def holdings(rows: list[Execution]) -> dict[str, Decimal]:
+    """What each session (by tag) holds of a symbol after its executions ``rows``, oldest first:
+    its own fills, less what orders without a qkt link (Bybit's TP/SL, trades by hand) closed —
+    taken from the sessions holding the other side, in the order they first traded, as the
+    executions poller hands such exits out."""
+    held: dict[str, Decimal] = {}
+    for row in rows:
+        if row.exec_type != "Trade":
+            continue
+        signed = row.exec_qty if row.side == "Buy" else -row.exec_qty
+        tag = session_of_link(row.order_link_id)
+        if tag is not None:
+            held[tag] = held.get(tag, ZERO) + signed
+            continue
+        left = row.closed_size or ZERO
+        for owner, qty in held.items():
+            if left <= 0:
+                break
+            if qty and (qty > 0) != (signed > 0):
+                take = min(abs(qty), left)
+                held[owner] = qty - take if qty > 0 else qty + take
+                left -= take
+    return held
 
 
 class Restart(Seat):
@@ -37,17 +63,9 @@ class Restart(Seat):
             sign = Decimal(1) if position.side == "Buy" else Decimal(-1)
             if position.symbol in holds:
                 mine = holds[position.symbol] * sign
-            else:  # what this session's own executions add up to
+            else:  # what this session's own executions add up to, less what Bybit closed
                 rows = await self.client.executions(self.category, position.symbol, start_ms=since)
-                mine = sign * sum(
-                    (
-                        e.exec_qty if e.side == "Buy" else -e.exec_qty
-                        for e in rows
-                        if e.exec_type == "Trade"
-                        and session_of_link(e.order_link_id) == session_tag(self.session)
-                    ),
-                    ZERO,
-                )
+                mine = sign * holdings(rows).get(session_tag(self.session), ZERO)
             qty = min(mine, position.size)
             if qty <= 0:
                 continue
