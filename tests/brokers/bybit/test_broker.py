@@ -691,3 +691,26 @@ async def test_a_spot_stop_whose_sell_could_not_be_sent_is_tried_again_at_the_ne
     assert [b["side"] for b in bodies(sim)] == ["Buy", "Sell"]
     assert s.fills()[-1].reason == "stop_loss"
     await s.broker.aclose()
+
+
+async def test_what_bybits_own_exits_closed_is_not_taken_back_after_a_restart(
+    sim: BybitSimServer, tmp_path: Path
+) -> None:
+    """s's position was closed by its take-profit, then t opened one: after a restart s takes
+    back nothing, t its own — not both t's."""
+    reg = registry(sim.url, tmp_path)
+    s, t = Seat(reg, "s"), Seat(reg, "t")
+    await asyncio.gather(s.start(), t.start())
+    await send(s.broker, s.order(1, qty="0.020", take_profit=Decimal("87000")))
+    sim.state.set_quote("BTCUSDT", Decimal("87000.0"), Decimal("87000.5"))  # Bybit's TP: flat
+    await asyncio.gather(s.broker.poll(), t.broker.poll())
+    assert s.fills()[-1].reason == "take_profit"
+    await send(t.broker, t.order(1, qty="0.005"))
+    await asyncio.gather(s.broker.aclose(), t.broker.aclose())
+    again = registry(sim.url, tmp_path)
+    s2, t2 = Seat(again, "s"), Seat(again, "t")
+    await asyncio.gather(s2.start(), t2.start())
+    assert s2.broker.recovered == []
+    assert [(r.symbol, r.qty) for r in t2.broker.recovered] == [("BTCUSDT", Decimal("0.005"))]
+    for x in (s2, t2):
+        await x.broker.aclose()
