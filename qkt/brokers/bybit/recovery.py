@@ -3,10 +3,11 @@
 At start a linear session takes back its open positions: the journal's quantity where a daemon
 gives it (:attr:`~qkt.brokers.bybit.seat.Seat.journal_holds`, with what its journaled orders of
 unknown outcome would add), else what its own executions of the last week add up to, less what
-Bybit's TP/SL or trades by hand closed of it (:func:`holdings`) — never more than the venue holds. Spot holdings are balances, not positions: not recovered. Orders an earlier
-run journaled without an outcome (:meth:`Restart.expect`) are found by their ``orderLinkId``
-before anything else is sent for their symbol; one the venue shows inside what was taken back is
-settled in the journal only, never reported as a second fill. None is ever resent.
+Bybit's TP/SL or trades by hand closed of it (:func:`holdings`) — never more than the venue
+holds. Spot holdings are balances, not positions: not recovered. Orders an earlier run journaled
+without an outcome (:meth:`Restart.expect`) are found by their ``orderLinkId`` before anything
+else is sent for their symbol; one the venue shows inside what was taken back is settled in the
+journal only, never reported as a second fill. None is ever resent.
 """
 
 from __future__ import annotations
