@@ -109,9 +109,13 @@ class BybitVenue:
             await self._close()
 
     async def _close(self) -> None:
-        for poll in self._quotes.values():
-            await poll.aclose()
-        self._quotes.clear()
+        """No session left: the account's tasks stop. Quote pollers still read by someone (a
+        paper profile's ``quotes_from``) go on; the last reader's :meth:`idle` closes them."""
+        streaming = {s: p for s, p in self._quotes.items() if p.listeners}
+        for symbol, poll in self._quotes.items():
+            if symbol not in streaming:
+                await poll.aclose()
+        self._quotes = streaming
         for task in (
             self._guard,
             self._polling,
@@ -125,7 +129,8 @@ class BybitVenue:
         self._modes.clear()
         self._locks.clear()
         self._since_ms = None
-        await self.client.aclose()
+        if not streaming:
+            await self.client.aclose()
 
     def notice(self, level: str, message: str) -> None:
         self.everyone.publish(VenueNotice(self.name, level, message, self.everyone.now()))  # type: ignore[arg-type]
