@@ -304,3 +304,21 @@ async def test_a_clock_that_jumps_costs_one_refused_order_and_the_next_one_trade
     assert [e for e in s.events if isinstance(e, VenueNotice)] == []  # no outage
     assert position(sim).size == Decimal("0.020")
     await s.broker.aclose()
+
+
+async def test_paper_on_bybits_quotes_keeps_its_quotes_when_the_last_trading_session_stops(
+    sim: BybitSimServer, tmp_path: Path
+) -> None:
+    """A daemon: one deployment trades on the bybit profile, another paper-trades on its
+    quotes. The trading one stops; the paper one's quotes must keep coming."""
+    reg = registry(sim.url, tmp_path, FAST + "  shadow:\n    type: paper\n    quotes_from: bybit\n")
+    (trader,) = await started(reg, "trader")
+    paper = live(reg, SHADOW, "shadow.qkt")
+    rows = cast(AsyncGenerator[Row, None], VenueQuotes(paper).rows())
+    await anext(rows)
+    await trader.broker.aclose()  # the profile's last trading session
+    sim.state.set_quote("BTCUSDT", BID, ASK + 7)
+    row = await asyncio.wait_for(anext(rows), 2)
+    assert row.tick is not None and row.tick.ask == float(ASK + 7)
+    await rows.aclose()
+    assert reg.venue("bybit").client._client is None  # the last reader gone: closed
