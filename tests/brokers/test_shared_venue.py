@@ -312,3 +312,34 @@ async def test_a_paper_profile_trades_on_the_quotes_of_its_quotes_from_venue(
     assert position.qty == Decimal("0.1")
     assert Decimal("1.2010") <= position.avg_price <= Decimal("1.2034")  # a venue ask
     assert reg.venue("exness").client._client is None  # nobody streams: connections closed
+
+
+async def test_paper_on_a_venues_quotes_keeps_them_when_the_venues_last_session_stops(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    reg = registry(
+        sim,
+        tmp_path,
+        "    tick_poll_interval_ms: 50\n  shadow:\n    type: paper\n    quotes_from: exness\n",
+    )
+    parsed = parse_strategy(PAPER_ON_VENUE, "shadow.qkt")
+    assert parsed.strategy is not None
+    paper = LiveSession(parsed.strategy, reg, clock=WallClock())
+    (trader,) = await started(reg, 1)  # a session trading on the same profile
+    rows = VenueQuotes(paper).rows()
+    got: list[Any] = []
+
+    async def read() -> None:
+        async for row in rows:
+            got.append(row)
+
+    task = asyncio.create_task(read())
+    await asyncio.sleep(0.3)
+    await trader.broker.aclose()  # the profile's last trading session leaves
+    before = len(got)
+    for step in range(6):
+        sim.state.set_quote("EURUSDm", Decimal("1.2000"), Decimal(f"1.20{step + 10:02d}"))
+        await asyncio.sleep(0.1)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert len(got) > before + 2  # the quotes go on for the paper session

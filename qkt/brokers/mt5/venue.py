@@ -119,16 +119,21 @@ class MT5Venue:
             self.sessions.remove(seat)
         if self.sessions:
             return
-        for poll in self._quotes.values():
-            await poll.aclose()
-        self._quotes.clear()
+        # Quote pollers someone still reads (a paper profile's quotes_from) go on; the last
+        # reader's idle() closes them and the connections.
+        streaming = {s: p for s, p in self._quotes.items() if p.listeners}
+        for symbol, poll in self._quotes.items():
+            if symbol not in streaming:
+                await poll.aclose()
+        self._quotes = streaming
         for task in (self._guard, self._reading, self._polling, *self._symbols.values()):
             if task is not None and not task.done():
                 task.cancel()
         self._guard = self._reading = self._polling = None
         self._symbols.clear()
         self._locks.clear()
-        await self.client.aclose()
+        if not streaming:
+            await self.client.aclose()
 
     async def idle(self) -> None:
         """A quote reader left: with no session attached and nobody streaming, close the
