@@ -133,6 +133,27 @@ async def test_a_trade_by_hand_that_reduces_a_position_is_a_fill_of_its_holder(
     await owner.broker.aclose()
 
 
+async def test_an_executions_read_that_fails_is_said_once_to_every_session_and_assumes_nothing(
+    sim: BybitSimServer, tmp_path: Path
+) -> None:
+    reg = registry(sim.url, tmp_path, "    retry_attempts: 1\n")
+    owner, other = await started(reg, "owner", "other")
+    await send(owner.broker, owner.order(1, take_profit=Decimal("88000")))
+    sim.state.set_quote("BTCUSDT", Decimal("88100.0"), Decimal("88100.5"))  # the TP fires
+    faults(sim, status_5xx=2)
+    for _ in range(2):  # Bybit answers 503 twice: the exit is not seen yet, nor made up
+        assert list(await asyncio.gather(owner.broker.poll(), other.broker.poll())) == [0, 0]
+    assert list(await asyncio.gather(owner.broker.poll(), other.broker.poll())) == [1, 0]
+    for seat in (owner, other):
+        said = [(e.level, e.message) for e in seat.events if isinstance(e, VenueNotice)]
+        assert [level for level, _ in said] == ["warning", "info"], said
+        assert "executions of linear cannot be read" in said[0][1] and "503" in said[0][1]
+        assert "can be read again" in said[1][1]
+    assert [f.reason for f in owner.fills()] == ["market", "take_profit"]
+    for seat in (owner, other):
+        await seat.broker.aclose()
+
+
 # ---------------------------------------------------------------- quotes, warm-up, paper
 WATCH = """STRATEGY watch{n} VERSION 1
 SYMBOLS
