@@ -9,13 +9,13 @@ goes on the wire, its answer, a fill, a notice — goes on its own bus only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from qkt.brokers.edge import InFlight
 from qkt.brokers.mt5.book import Stake, TicketBook
 from qkt.brokers.mt5.client import Deal, GatewayClient, Position
 from qkt.brokers.mt5.venue import MT5Venue
@@ -47,7 +47,7 @@ def side_of(request: OrderRequest) -> int:
     return 0 if request.side == "buy" else 1
 
 
-class Seat:
+class Seat(InFlight):
     def __init__(
         self,
         profile: Any,
@@ -59,6 +59,7 @@ class Seat:
         *,
         label: str | None = None,
     ) -> None:
+        super().__init__()
         self.venue = venue if venue is not None else MT5Venue(profile, client)
         self.profile = profile
         self.name: str = profile.name
@@ -75,8 +76,6 @@ class Seat:
         self._unresolved: dict[str, Unresolved] = {}  # broker symbol -> order of unknown outcome
         self._expected: dict[str, list[Unresolved]] = {}  # broker symbol -> seeded, queued
         self._reconciling = asyncio.Lock()
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._failures: list[BaseException] = []
         self.absence_backoff_s = 0.2  # between the reads that confirm "not placed"
         self.unknown_window_s = 2 * int(profile.values.get("http_timeout_ms") or 5000) / 1000
         self.before_send: Callable[[OrderRequest, str, str], None] | None = None
@@ -127,35 +126,6 @@ class Seat:
             (s.volume if s.type == 0 else -s.volume for s in self.book.of(broker_symbol)),
             Decimal(0),
         )
-
-    # ------------------------------------------------------------ the loop
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._inflight.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        if task not in self._inflight:
-            return
-        self._inflight.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._failures.append(task.exception())  # type: ignore[arg-type]
-
-    async def settle(self) -> None:
-        """Wait until every order handed over so far has its answer (and its events are out).
-
-        Cancelling the caller does not cancel an order in flight: it keeps going, and the next
-        ``settle`` (or ``aclose``) waits for it. A bug in a dispatch is raised here."""
-        while self._inflight:
-            task = next(iter(self._inflight))
-            if task.done():  # finished, its done-callback not run yet
-                self._done(task)
-                continue
-            with contextlib.suppress(Exception):  # kept by _done, raised below
-                await asyncio.shield(task)
-        if self._failures:
-            failure, self._failures = self._failures[0], []
-            raise failure
 
     # ------------------------------------------------------------ what the session says
     def notice(self, level: str, message: str) -> None:

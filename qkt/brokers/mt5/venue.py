@@ -23,12 +23,11 @@ connections are closed and the guard forgotten, so the next start checks the ven
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from qkt.brokers.edge import SharedVenue, joined
 from qkt.brokers.mt5.checks import GATEWAY_MAX_VOLUME, HEDGING, account_mismatches
 from qkt.brokers.mt5.client import (
     GatewayClient,
@@ -43,9 +42,7 @@ from qkt.brokers.mt5.symbols import from_broker_symbol, to_broker_symbol
 from qkt.brokers.notices import Outage
 from qkt.brokers.tags import session_of
 from qkt.diagnostics import error
-from qkt.engine.events import VenueNotice
 from qkt.errors import QktError
-from qkt.feeds.shared import SharedPoll
 
 if TYPE_CHECKING:
     from qkt.brokers.mt5.broker import MT5Broker
@@ -59,23 +56,9 @@ class BrokerRefused(QktError):
     """The profile's gateway is not ready, or is logged in to another account than expected."""
 
 
-class _Everyone:
-    """A bus and a clock for what the venue says: each attached session hears it, at its own
-    clock's time."""
-
-    def __init__(self, venue: MT5Venue) -> None:
-        self.venue = venue
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def publish(self, notice: VenueNotice) -> None:
-        for seat in list(self.venue.sessions):
-            seat.bus.publish(replace(notice, time=seat.clock.now()))
-
-
-class MT5Venue:
+class MT5Venue(SharedVenue["MT5Broker"]):
     def __init__(self, profile: Any, client: GatewayClient | None = None) -> None:
+        super().__init__()
         self.profile = profile
         self.name: str = profile.name
         values = profile.values
@@ -85,22 +68,17 @@ class MT5Venue:
         self.ready_timeout_s = int(values.get("ready_timeout_ms") or 30000) / 1000
         self.ready_poll_s = 0.5  # between two looks at /health/ready while waiting
         self.tick_every_s = int(values.get("tick_poll_interval_ms") or 1000) / 1000
-        self.client = client or GatewayClient(
+        self.client: GatewayClient = client or GatewayClient(
             str(values["gateway_url"]),
             api_key=profile.secret("api_key"),
             timeout_ms=int(values.get("http_timeout_ms") or 5000),
             retry_attempts=int(values.get("retry_attempts") or 3),
         )
         self.hedging = False  # margin_mode 2, read by the guard
-        self.sessions: list[MT5Broker] = []
-        self.everyone = _Everyone(self)
         self._symbols: dict[str, asyncio.Task[SymbolInfo]] = {}
         self._locks: dict[str, asyncio.Lock] = {}  # broker symbol -> one order at a time
         self._reconcile_served: bool | None = None  # None: not asked yet
-        self._guard: asyncio.Task[None] | None = None
         self._reading: asyncio.Task[Snapshot] | None = None  # a venue read sessions share
-        self._polling: asyncio.Task[dict[MT5Broker, int | BaseException]] | None = None
-        self._quotes: dict[str, SharedPoll[Quote]] = {}
         self._nobodys: set[int] = set()  # identifiers of untagged positions already said
         self._unequal: set[str] = set()  # broker symbols whose shared sum differs, as said
         self.positions_outage = Outage(
@@ -108,60 +86,15 @@ class MT5Venue:
         )
 
     # ------------------------------------------------------------ sessions
-    def attach(self, seat: MT5Broker) -> None:
-        if seat not in self.sessions:
-            self.sessions.append(seat)
-
-    async def detach(self, seat: MT5Broker) -> None:
-        """A session closes; the last one closes the connections (the next start checks the
-        venue again, on whatever loop it runs)."""
-        if seat in self.sessions:
-            self.sessions.remove(seat)
-        if self.sessions:
-            return
-        # Quote pollers someone still reads (a paper profile's quotes_from) go on; the last
-        # reader's idle() closes them and the connections.
-        streaming = {s: p for s, p in self._quotes.items() if p.listeners}
-        for symbol, poll in self._quotes.items():
-            if symbol not in streaming:
-                await poll.aclose()
-        self._quotes = streaming
-        for task in (self._guard, self._reading, self._polling, *self._symbols.values()):
+    def _forget(self) -> None:
+        for task in (self._reading, *self._symbols.values()):
             if task is not None and not task.done():
                 task.cancel()
-        self._guard = self._reading = self._polling = None
+        self._reading = None
         self._symbols.clear()
         self._locks.clear()
-        if not streaming:
-            await self.client.aclose()
-
-    async def idle(self) -> None:
-        """A quote reader left: with no session attached and nobody streaming, close the
-        connections (a paper profile's ``quotes_from`` uses the venue without a session)."""
-        if not self.sessions and not any(p.listeners for p in self._quotes.values()):
-            for poll in self._quotes.values():
-                await poll.aclose()
-            self._quotes.clear()
-            await self.client.aclose()
-
-    def notice(self, level: str, message: str) -> None:
-        self.everyone.publish(VenueNotice(self.name, level, message, self.everyone.now()))  # type: ignore[arg-type]
 
     # ------------------------------------------------------------ the start-up guard
-    async def ready(self) -> None:
-        """Readiness (up to ``ready_timeout_ms``), the expected account, the margin mode: once
-        while sessions are attached, shared by those that start together. A refusal is not kept:
-        the next start asks again."""
-        if self._guard is None:
-            self._guard = asyncio.get_running_loop().create_task(self._check())
-        guard = self._guard
-        try:
-            await asyncio.shield(guard)
-        except BaseException:
-            if guard.done() and self._guard is guard:
-                self._guard = None
-            raise
-
     async def _check(self) -> None:
         await self._wait_ready()
         try:
@@ -228,7 +161,7 @@ class MT5Venue:
         if reading is None or reading.done():
             loop = asyncio.get_running_loop()
             reading = self._reading = loop.create_task(self.snapshot(deals=False))
-        return await _joined(reading)
+        return await joined(reading)
 
     async def info(self, broker_symbol: str) -> SymbolInfo:
         """The symbol's ``symbol_info``, read once (a failed read is not kept)."""
@@ -238,7 +171,7 @@ class MT5Venue:
             task = self._symbols[broker_symbol] = loop.create_task(
                 self.client.symbol_info(broker_symbol)
             )
-        return await _joined(task)
+        return await joined(task)
 
     def known(self, broker_symbol: str) -> SymbolInfo | None:
         task = self._symbols.get(broker_symbol)
@@ -285,15 +218,6 @@ class MT5Venue:
         return wall_date(start, self.zone), wall_date(now + DAY, self.zone)
 
     # ------------------------------------------------------------ the position poller
-    async def poll(self) -> dict[MT5Broker, int | BaseException]:
-        """One look for every attached session: its orders of unknown outcome first, then one
-        positions read that each session diffs against its own book. A poll asked while one
-        runs joins it, so sessions polling on the same interval cost one read."""
-        polling = self._polling
-        if polling is None or polling.done():
-            polling = self._polling = asyncio.get_running_loop().create_task(self._poll())
-        return await _joined(polling)
-
     async def _poll(self) -> dict[MT5Broker, int | BaseException]:
         seats = list(self.sessions)
         results: dict[MT5Broker, int | BaseException] = {}
@@ -388,17 +312,5 @@ class MT5Venue:
         )
 
     # ------------------------------------------------------------ quotes
-    def quotes(self, broker_symbol: str) -> SharedPoll[Quote]:
-        """The one quote poller of ``broker_symbol`` (every ``tick_poll_interval_ms``): each
-        stream on it subscribes; nobody subscribed, nothing is polled."""
-        poll = self._quotes.get(broker_symbol)
-        if poll is None:
-            poll = self._quotes[broker_symbol] = SharedPoll(
-                lambda: self.client.quote(broker_symbol), self.tick_every_s
-            )
-        return poll
-
-
-async def _joined(task: Awaitable[T]) -> T:
-    """Await a task others may be awaiting too: cancelling one caller cancels only its wait."""
-    return await asyncio.shield(task)
+    async def quote(self, broker_symbol: str) -> Quote:
+        return await self.client.quote(broker_symbol)
