@@ -530,6 +530,24 @@ async def test_a_journaled_order_bybit_filled_is_settled_in_the_journal_not_fill
     await again.broker.aclose()
 
 
+async def test_a_journaled_order_of_unknown_outcome_counts_in_what_the_journal_takes_back(
+    sim: BybitSimServer, tmp_path: Path
+) -> None:
+    s = await seat(sim.url, tmp_path)
+    await send(s.broker, s.order(1), s.order(2))  # 0.020 at Bybit; the journal saw only 0.010
+    await s.broker.aclose()
+    again = Seat(registry(sim.url, tmp_path), "s")
+    again.broker.journal_holds = {"BTCUSDT": Decimal("0.010")}
+    settled: list[tuple[str, Decimal]] = []
+    again.broker.on_settled = lambda r, price, qty: settled.append((r.client_id, qty))
+    again.broker.expect(s.order(2), s.link(2), datetime.now(UTC))
+    await again.start()
+    assert [(r.symbol, r.qty) for r in again.broker.recovered] == [("BTCUSDT", Decimal("0.020"))]
+    assert settled == [(f"{s.prefix}-000002", Decimal("0.010"))]  # no second fill
+    assert again.broker.expected == 0 and again.fills() == []
+    await again.broker.aclose()
+
+
 async def test_a_journaled_order_bybit_never_saw_is_not_placed_and_frees_its_symbol(
     sim: BybitSimServer, tmp_path: Path
 ) -> None:
