@@ -7,9 +7,7 @@ shared with the other sessions of the profile. What a session hears goes on its 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 from qkt.brokers.bybit.client import BybitClient
 from qkt.brokers.bybit.orders import Pending, Reason
 from qkt.brokers.bybit.venue import BybitVenue
+from qkt.brokers.edge import InFlight
 from qkt.engine.events import OrderFilled, OrderRejected, OrderRequest
 
 ZERO = Decimal(0)
@@ -46,7 +45,7 @@ class Held:
     take_profit: Decimal | None = None
 
 
-class Seat:
+class Seat(InFlight):
     def __init__(
         self,
         profile: Any,
@@ -58,6 +57,7 @@ class Seat:
         label: str | None = None,
         venue: BybitVenue | None = None,
     ) -> None:
+        super().__init__()
         self.venue = venue if venue is not None else BybitVenue(profile, client)
         self.profile = profile
         self.name: str = profile.name
@@ -78,8 +78,6 @@ class Seat:
         self._announced: set[str] = set()
         self._journaled: set[str] = set()
         self._sent: set[str] = set()  # client ids whose create went out
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._failures: list[BaseException] = []
 
     @property
     def client(self) -> BybitClient:
@@ -88,30 +86,6 @@ class Seat:
     @property
     def category(self) -> str:
         return self.venue.category
-
-    # ------------------------------------------------------------ the loop
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._inflight.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        if task in self._inflight:
-            self._inflight.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                self._failures.append(task.exception())  # type: ignore[arg-type]
-
-    async def settle(self) -> None:
-        while self._inflight:
-            task = next(iter(self._inflight))
-            if task.done():
-                self._done(task)
-                continue
-            with contextlib.suppress(Exception):
-                await asyncio.shield(task)
-        if self._failures:
-            failure, self._failures = self._failures[0], []
-            raise failure
 
     # ------------------------------------------------------------ events
     def _announce(self, request: OrderRequest) -> None:

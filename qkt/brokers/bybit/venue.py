@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -24,11 +24,10 @@ from qkt.brokers.bybit.checks import guard_problems
 from qkt.brokers.bybit.client import BybitClient, BybitError, base_url_for
 from qkt.brokers.bybit.ids import session_of_link
 from qkt.brokers.bybit.models import Execution, Instrument
+from qkt.brokers.edge import SharedVenue
 from qkt.brokers.notices import Outage
 from qkt.diagnostics import error
-from qkt.engine.events import VenueNotice
 from qkt.errors import QktError
-from qkt.feeds.shared import SharedPoll
 
 if TYPE_CHECKING:
     from qkt.brokers.bybit.broker import BybitBroker
@@ -48,28 +47,17 @@ class Quote:
     time_msc: int = 0  # tickers carry no time: every read is news
 
 
-class _Everyone:
-    def __init__(self, venue: BybitVenue) -> None:
-        self.venue = venue
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def publish(self, notice: VenueNotice) -> None:
-        for seat in list(self.venue.sessions):
-            seat.bus.publish(replace(notice, time=seat.clock.now()))
-
-
-class BybitVenue:
+class BybitVenue(SharedVenue["BybitBroker"]):
     zone = None  # Bybit writes UTC epoch milliseconds everywhere
 
     def __init__(self, profile: Any, client: BybitClient | None = None) -> None:
+        super().__init__()
         self.profile = profile
         self.name: str = profile.name
         values = profile.values
         self.category: str = str(values.get("category") or "linear")
         self.url = base_url_for(values.get("testnet") is not False, values.get("base_url"))
-        self.client = client or BybitClient(
+        self.client: BybitClient = client or BybitClient(
             self.url,
             profile.secret("api_key") or "",
             profile.secret("api_secret") or "",
@@ -79,14 +67,9 @@ class BybitVenue:
         )
         self.poll_every_s = int(values.get("poll_interval_ms") or 1000) / 1000
         self.tick_every_s = int(values.get("tick_poll_interval_ms") or 1000) / 1000
-        self.sessions: list[BybitBroker] = []
-        self.everyone = _Everyone(self)
-        self._guard: asyncio.Task[None] | None = None
         self._instruments: dict[str, asyncio.Task[Instrument | None]] = {}
         self._modes: dict[str, asyncio.Task[str | None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._polling: asyncio.Task[dict[BybitBroker, int | BaseException]] | None = None
-        self._quotes: dict[str, SharedPoll[Quote]] = {}
         self._seen: set[str] = set()  # execIds handed out
         self._since_ms: int | None = None  # executions are read from here on
         self.executions_outage = Outage(
@@ -94,46 +77,14 @@ class BybitVenue:
         )
 
     # ------------------------------------------------------------ sessions
-    def attach(self, seat: BybitBroker) -> None:
-        if seat not in self.sessions:
-            self.sessions.append(seat)
-
-    async def detach(self, seat: BybitBroker) -> None:
-        if seat in self.sessions:
-            self.sessions.remove(seat)
-        if not self.sessions:
-            await self._close()
-
-    async def idle(self) -> None:
-        if not self.sessions and not any(p.listeners for p in self._quotes.values()):
-            await self._close()
-
-    async def _close(self) -> None:
-        """No session left: the account's tasks stop. Quote pollers still read by someone (a
-        paper profile's ``quotes_from``) go on; the last reader's :meth:`idle` closes them."""
-        streaming = {s: p for s, p in self._quotes.items() if p.listeners}
-        for symbol, poll in self._quotes.items():
-            if symbol not in streaming:
-                await poll.aclose()
-        self._quotes = streaming
-        for task in (
-            self._guard,
-            self._polling,
-            *self._instruments.values(),
-            *self._modes.values(),
-        ):
-            if task is not None and not task.done():
+    def _forget(self) -> None:
+        for task in (*self._instruments.values(), *self._modes.values()):
+            if not task.done():
                 task.cancel()
-        self._guard = self._polling = None
         self._instruments.clear()
         self._modes.clear()
         self._locks.clear()
         self._since_ms = None
-        if not streaming:
-            await self.client.aclose()
-
-    def notice(self, level: str, message: str) -> None:
-        self.everyone.publish(VenueNotice(self.name, level, message, self.everyone.now()))  # type: ignore[arg-type]
 
     def broker_symbol(self, symbol: str) -> str:
         return symbol.upper()  # Bybit symbols need no suffix or alias
@@ -145,18 +96,6 @@ class BybitVenue:
         return lock
 
     # ------------------------------------------------------------ the start-up guard
-    async def ready(self) -> None:
-        """Clock, key, account and position mode: once while sessions are attached."""
-        if self._guard is None:
-            self._guard = asyncio.get_running_loop().create_task(self._check())
-        guard = self._guard
-        try:
-            await asyncio.shield(guard)
-        except BaseException:
-            if guard.done() and self._guard is guard:
-                self._guard = None
-            raise
-
     async def _check(self) -> None:
         where = f"profile `{self.name}` ({self.url})"
         try:
@@ -220,13 +159,6 @@ class BybitVenue:
             raise BybitError(error("venue-error", f"{symbol}: Bybit gave no bid and ask"))
         return Quote(row.bid1_price, row.ask1_price)
 
-    def quotes(self, symbol: str) -> SharedPoll[Quote]:
-        """The one quote poller of ``symbol`` (public tickers every ``tick_poll_interval_ms``)."""
-        poll = self._quotes.get(symbol)
-        if poll is None:
-            poll = self._quotes[symbol] = SharedPoll(lambda: self.quote(symbol), self.tick_every_s)
-        return poll
-
     # ------------------------------------------------------------ bar history (warm-up)
     history_kind = "Bybit klines (1m to 1d)"
     history_timeframes: tuple[tuple[str, int], ...] = (
@@ -266,14 +198,6 @@ class BybitVenue:
         ]
 
     # ------------------------------------------------------------ the poller
-    async def poll(self) -> dict[BybitBroker, int | BaseException]:
-        """One read of the account's new executions for every attached session (a poll asked
-        while one runs joins it); each session first resolves its orders of unknown outcome."""
-        polling = self._polling
-        if polling is None or polling.done():
-            polling = self._polling = asyncio.get_running_loop().create_task(self._poll())
-        return await asyncio.shield(polling)
-
     async def _poll(self) -> dict[BybitBroker, int | BaseException]:
         seats = list(self.sessions)
         results: dict[BybitBroker, int | BaseException] = {}
