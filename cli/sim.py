@@ -100,12 +100,10 @@ def gateway(
     )
     if script is not None:
         state.follow(script)
+    from qkt.sim.server import SimServer
+
     serve_forever(
-        state,
-        host,
-        port,
-        api_key,
-        tick_ms,
+        SimServer(state, host=host, port=port, api_key=api_key, tick_ms=tick_ms),
         on_ready=lambda url: output.echo(
             f"mt5-gateway simulator on {url} ({', '.join(names)}; "
             f"{'hedging' if hedging else 'netting'}, server time {server_time_zone})",

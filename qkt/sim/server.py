@@ -12,8 +12,9 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
@@ -21,40 +22,33 @@ from qkt.sim.app import create_app
 from qkt.sim.state import SimState
 
 
-class SimServer:
-    """``with SimServer(state) as sim: sim.url`` — a real HTTP gateway on a free local port;
-    ``api_key`` makes it require ``Authorization: Bearer <api_key>``."""
+class BackgroundServer:
+    """A uvicorn server for ``app`` on a free local port (or ``port``), in a background thread;
+    ``tick_ms`` steps ``state`` on a timer (quotes move, stops trigger)."""
+
+    what = "the simulator"
 
     def __init__(
-        self,
-        state: SimState | None = None,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        api_key: str | None = None,
-        tick_ms: int = 0,
+        self, app: Any, state: Any, *, host: str = "127.0.0.1", port: int = 0, tick_ms: int = 0
     ) -> None:
-        self.state = state or SimState()
+        self.app = app
+        self.state = state
         self.host = host
         self.port = port or _free_port(host)
         self.url = f"http://{host}:{self.port}"
         self.tick_ms = tick_ms
-        config = uvicorn.Config(
-            create_app(self.state, api_key=api_key),
-            host=host,
-            port=self.port,
-            log_level="warning",
-            lifespan="off",
-        )
+        config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
-    def start(self) -> SimServer:
+    def start(self) -> Self:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started and time.monotonic() < deadline:
+            if not self._thread.is_alive():
+                raise OSError(f"{self.what} could not listen on {self.url}")
             time.sleep(0.01)
         if self.tick_ms:
             threading.Thread(target=self._ticker, daemon=True).start()
@@ -67,13 +61,17 @@ class SimServer:
         while not self._stop.wait(self.tick_ms / 1000):
             self.state.step()
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def __enter__(self) -> SimServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -82,10 +80,29 @@ class SimServer:
         self.stop()
 
 
-def serve_forever(
-    state: SimState, host: str, port: int, api_key: str | None, tick_ms: int, on_ready: Any = None
-) -> None:
-    """Foreground server for ``qkt sim gateway``; Ctrl-C (SIGINT) or SIGTERM stops it cleanly."""
+class SimServer(BackgroundServer):
+    """``with SimServer(state) as sim: sim.url`` — a real HTTP gateway on a free local port;
+    ``api_key`` makes it require ``Authorization: Bearer <api_key>``."""
+
+    what = "the gateway simulator"
+
+    def __init__(
+        self,
+        state: SimState | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        tick_ms: int = 0,
+    ) -> None:
+        state = state or SimState()
+        app = create_app(state, api_key=api_key)
+        super().__init__(app, state, host=host, port=port, tick_ms=tick_ms)
+        self.state: SimState = state
+
+
+def serve_forever(server: BackgroundServer, on_ready: Callable[[str], Any] | None = None) -> None:
+    """Run ``server`` in the foreground until Ctrl-C (SIGINT) or SIGTERM stops it cleanly."""
     import signal
 
     stop = threading.Event()
@@ -94,12 +111,11 @@ def serve_forever(
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    server = SimServer(state, host=host, port=port, api_key=api_key, tick_ms=tick_ms)
-    server.start()
-    if on_ready is not None:
-        on_ready(server.url)
     try:
-        while not stop.is_set() and server._thread is not None and server._thread.is_alive():
+        server.start()
+        if on_ready is not None:
+            on_ready(server.url)
+        while not stop.is_set() and server.running:
             stop.wait(0.5)
     finally:
         server.stop()
