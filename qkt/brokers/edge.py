@@ -7,8 +7,10 @@ quote poller per symbol (:class:`~qkt.feeds.shared.SharedPoll`) that stops when 
 Subclasses say how the guard checks, how a poll reads and how a quote is read
 (:mod:`qkt.brokers.mt5.venue`, :mod:`qkt.brokers.bybit.venue`).
 
-:class:`InFlight` is what a session-scoped broker has whatever its protocol: the orders it handed
-to the loop, each a task, and :meth:`InFlight.settle` to wait for their answers.
+:class:`SessionBroker` is what a session-scoped broker has whatever its protocol: the orders it
+handed to the loop, each a task, and :meth:`InFlight.settle` to wait for their answers; the journal
+hooks a daemon sets (:class:`~qkt.brokers.base.JournaledBroker`); and how it speaks on its own
+session's bus: each order announced once, a refusal, a notice.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
-from qkt.engine.events import VenueNotice
+from qkt.engine.events import OrderRejected, OrderRequest, VenueNotice
+from qkt.errors import QktError
 from qkt.feeds.shared import SharedPoll
 
 T = TypeVar("T")
@@ -189,3 +193,65 @@ class InFlight:
         if self._failures:
             failure, self._failures = self._failures[0], []
             raise failure
+
+
+class SessionBroker(InFlight):
+    """The part of a session-scoped broker every protocol shares (see the module's text)."""
+
+    capabilities = frozenset({"market", "bracket"})
+
+    def __init__(
+        self, profile: Any, bus: Any, clock: Any, prices: Any, *, label: str | None = None
+    ) -> None:
+        super().__init__()
+        self.profile = profile
+        self.name: str = profile.name
+        self.label = label or profile.name.upper()
+        self.bus = bus
+        self.clock = clock
+        self.prices = prices
+        self.session = ""  # the session's name, known at start
+        self.journal_holds: dict[str, Decimal] = {}
+        """What the daemon's journal records the session holds, per broker symbol (buys
+        positive), set before a restarted session starts: what it takes back of the venue's."""
+        self.before_send: Callable[[OrderRequest, str, str], None] | None = None
+        """Called with the request, its venue id (MT5 comment tag, Bybit orderLinkId) and the
+        broker symbol right before it is first sent; if it raises, the order is refused (``not
+        journaled: not sent``) and nothing is sent. The daemon journals and commits it here."""
+        self.on_settled: Callable[[OrderRequest, Decimal, Decimal], None] | None = None
+        """Called with (request, price, volume) for an order an earlier run journaled that the
+        venue read at start already shows: its effect is in what was taken back, so it is
+        reported here only, never as a fill."""
+        self._announced: set[str] = set()  # client ids whose order event is out
+        self._journaled: set[str] = set()  # client ids before_send accepted
+
+    def notice(self, level: str, message: str) -> None:
+        self.bus.publish(VenueNotice(self.name, level, message, self.clock.now()))  # type: ignore[arg-type]
+
+    def _announce(self, request: OrderRequest) -> None:
+        """The order event, once: as it goes on the wire, or as made when refused before."""
+        if request.client_id not in self._announced:
+            self._announced.add(request.client_id)
+            self.bus.publish(request)
+
+    def _reject(self, request: OrderRequest, reason: str) -> OrderRejected:
+        self._announce(request)
+        rejected = OrderRejected(request.client_id, self.name, reason, self.clock.now())
+        self.bus.publish(rejected)
+        return rejected
+
+    def _journal(self, request: OrderRequest, venue_id: str, broker_symbol: str) -> str | None:
+        """Hand the order to :attr:`before_send` (once per client id); why it must not be sent
+        when that raises."""
+        if self.before_send is None or request.client_id in self._journaled:
+            return None
+        try:
+            self.before_send(request, venue_id, broker_symbol)
+        except Exception as exc:
+            reason = exc.diagnostics[0].message if isinstance(exc, QktError) else str(exc)
+            return f"not journaled: not sent ({reason or type(exc).__name__})"
+        self._journaled.add(request.client_id)
+        return None
+
+    def cancel(self, client_id: str) -> bool:
+        return False  # market orders only: nothing rests at the venue

@@ -37,7 +37,6 @@ from qkt.engine.events import (
     OrderUnknown,
     Side,
 )
-from qkt.errors import QktError
 
 EXIT_REASONS: dict[str, Reason] = {
     "CreateByTakeProfit": "take_profit",
@@ -49,8 +48,6 @@ EXIT_REASONS: dict[str, Reason] = {
 
 
 class BybitBroker(Restart):
-    capabilities = frozenset({"market", "bracket"})
-
     # ------------------------------------------------------------ start-up
     async def start(self, session: str) -> None:
         """Join the venue (its guard checked once for the sessions starting with it) and take
@@ -157,14 +154,10 @@ class BybitBroker(Restart):
 
     async def _create(self, symbol: str, request: OrderRequest, reason: Reason) -> None:
         link = order_link_id(self.session, request.client_id)
-        if self.before_send is not None and request.client_id not in self._journaled:
-            try:
-                self.before_send(request, link, symbol)
-            except Exception as exc:
-                why = exc.diagnostics[0].message if isinstance(exc, QktError) else str(exc)
-                self._reject(request, f"not journaled: not sent ({why or type(exc).__name__})")
-                return
-            self._journaled.add(request.client_id)
+        refused = self._journal(request, link, symbol)
+        if refused:
+            self._reject(request, refused)
+            return
         self._announce(request)
         self._sent.add(request.client_id)
         outcome = await self.client.create_order(self._body(symbol, request, link))
@@ -287,9 +280,6 @@ class BybitBroker(Restart):
             client_id, self.session, "", self.label, symbol, side, abs(held.qty), self.clock.now(),
             reduce_only=True,
         )  # fmt: skip
-
-    def cancel(self, client_id: str) -> bool:
-        return False  # market orders only: nothing rests at the venue
 
     def close_position(self, label: str, symbol: str) -> None:
         held = self.held.get(self.venue.broker_symbol(symbol))

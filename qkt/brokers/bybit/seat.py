@@ -7,7 +7,6 @@ shared with the other sessions of the profile. What a session hears goes on its 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -15,8 +14,8 @@ from typing import Any
 from qkt.brokers.bybit.client import BybitClient
 from qkt.brokers.bybit.orders import Pending, Reason
 from qkt.brokers.bybit.venue import BybitVenue
-from qkt.brokers.edge import InFlight
-from qkt.engine.events import OrderFilled, OrderRejected, OrderRequest
+from qkt.brokers.edge import SessionBroker
+from qkt.engine.events import OrderFilled, OrderRequest
 
 ZERO = Decimal(0)
 
@@ -45,7 +44,7 @@ class Held:
     take_profit: Decimal | None = None
 
 
-class Seat(InFlight):
+class Seat(SessionBroker):
     def __init__(
         self,
         profile: Any,
@@ -57,26 +56,16 @@ class Seat(InFlight):
         label: str | None = None,
         venue: BybitVenue | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(profile, bus, clock, prices, label=label)
         self.venue = venue if venue is not None else BybitVenue(profile, client)
-        self.profile = profile
-        self.name: str = profile.name
-        self.label = label or profile.name.upper()
-        self.bus, self.clock, self.prices = bus, clock, prices
-        self.session = ""
         self.recovered: list[Recovered] = []
-        self.journal_holds: dict[str, Decimal] = {}
         self.held: dict[str, Held] = {}
         self.absence_backoff_s = 0.2
         self.lag_s = 2.0  # how late an order may show at the venue after its answer
         self.fill_reads = 20  # reads of an accepted order before the poller takes over
         self.fill_backoff_s = 0.05
-        self.before_send: Callable[[OrderRequest, str, str], None] | None = None
-        self.on_settled: Callable[[OrderRequest, Decimal, Decimal], None] | None = None
         self._unresolved: dict[str, Pending] = {}
         self._expected: dict[str, list[Pending]] = {}
-        self._announced: set[str] = set()
-        self._journaled: set[str] = set()
         self._sent: set[str] = set()  # client ids whose create went out
 
     @property
@@ -88,15 +77,6 @@ class Seat(InFlight):
         return self.venue.category
 
     # ------------------------------------------------------------ events
-    def _announce(self, request: OrderRequest) -> None:
-        if request.client_id not in self._announced:
-            self._announced.add(request.client_id)
-            self.bus.publish(request)
-
-    def _reject(self, request: OrderRequest, reason: str) -> None:
-        self._announce(request)
-        self.bus.publish(OrderRejected(request.client_id, self.name, reason, self.clock.now()))
-
     def _fill(
         self, request: OrderRequest, qty: Decimal, price: Decimal, fee: Decimal, reason: Reason
     ) -> None:

@@ -51,8 +51,6 @@ class Recovered:
 
 
 class MT5Broker(Sending, Exits):
-    capabilities = frozenset({"market", "bracket"})
-
     def __init__(
         self,
         profile: Any,
@@ -66,11 +64,6 @@ class MT5Broker(Sending, Exits):
     ) -> None:
         super().__init__(profile, bus, clock, prices, venue, client, label=label)
         self.recovered: list[Recovered] = []
-        self.journal_holds: dict[str, Decimal] = {}
-        """What the daemon's journal records this session holds, per broker symbol (buys
-        positive), set before :meth:`start` after a restart. On a netting account where sessions
-        share a symbol, a position holds all their volume under the tag of the one that opened
-        it: each session takes back only its own (see :meth:`_own`)."""
 
     async def start(self, session: str) -> None:
         """Join the profile's venue: its guard (the gateway ready within ``ready_timeout_ms``,
@@ -154,6 +147,3 @@ class MT5Broker(Sending, Exits):
             await self.settle()
         finally:
             await self.venue.detach(self)
-
-    def cancel(self, client_id: str) -> bool:
-        return False  # market orders only: nothing rests at the venue

@@ -9,18 +9,16 @@ goes on the wire, its answer, a fill, a notice — goes on its own bus only.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from qkt.brokers.edge import InFlight
+from qkt.brokers.edge import SessionBroker
 from qkt.brokers.mt5.book import Stake, TicketBook
 from qkt.brokers.mt5.client import Deal, GatewayClient, Position
 from qkt.brokers.mt5.venue import MT5Venue
-from qkt.engine.events import OrderFilled, OrderRejected, OrderRequest, VenueNotice
-from qkt.errors import QktError
+from qkt.engine.events import OrderFilled, OrderRequest
 
 
 @dataclass
@@ -47,7 +45,7 @@ def side_of(request: OrderRequest) -> int:
     return 0 if request.side == "buy" else 1
 
 
-class Seat(InFlight):
+class Seat(SessionBroker):
     def __init__(
         self,
         profile: Any,
@@ -59,33 +57,16 @@ class Seat(InFlight):
         *,
         label: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(profile, bus, clock, prices, label=label)
         self.venue = venue if venue is not None else MT5Venue(profile, client)
-        self.profile = profile
-        self.name: str = profile.name
-        self.label = label or profile.name.upper()
-        self.bus = bus
-        self.clock = clock
-        self.prices = prices
-        self.session = ""  # the session's name, known at start
         self.magic = self.venue.magic
         self.book = TicketBook(self.magic)
-        self._announced: set[str] = set()  # client ids whose order event is out
-        self._journaled: set[str] = set()  # client ids before_send accepted
         self._our_deals: set[int] = set()  # deals our own orders made: never a venue exit
         self._unresolved: dict[str, Unresolved] = {}  # broker symbol -> order of unknown outcome
         self._expected: dict[str, list[Unresolved]] = {}  # broker symbol -> seeded, queued
         self._reconciling = asyncio.Lock()
         self.absence_backoff_s = 0.2  # between the reads that confirm "not placed"
         self.unknown_window_s = 2 * int(profile.values.get("http_timeout_ms") or 5000) / 1000
-        self.before_send: Callable[[OrderRequest, str, str], None] | None = None
-        """Called with the request, its comment tag and the broker symbol right before its first
-        ``POST /order`` or close by ticket; if it raises, the order is refused (``not journaled:
-        not sent``) and nothing is sent. The daemon journals and commits the order here."""
-        self.on_settled: Callable[[OrderRequest, Decimal, Decimal], None] | None = None
-        """Called with (request, price, volume) for an order of :meth:`expect` that the venue
-        state read at :meth:`start` already shows: its effect is in the recovered positions, so
-        it is reported here only, never as a fill."""
 
     # ------------------------------------------------------------ the shared connection
     @property
@@ -128,21 +109,6 @@ class Seat(InFlight):
         )
 
     # ------------------------------------------------------------ what the session says
-    def notice(self, level: str, message: str) -> None:
-        self.bus.publish(VenueNotice(self.name, level, message, self.clock.now()))  # type: ignore[arg-type]
-
-    def _announce(self, request: OrderRequest) -> None:
-        """The order event, once: as it goes on the wire, or as made when refused before."""
-        if request.client_id not in self._announced:
-            self._announced.add(request.client_id)
-            self.bus.publish(request)
-
-    def _reject(self, request: OrderRequest, reason: str) -> OrderRejected:
-        self._announce(request)
-        rejected = OrderRejected(request.client_id, self.name, reason, self.clock.now())
-        self.bus.publish(rejected)
-        return rejected
-
     def _fill(
         self,
         request: OrderRequest,
@@ -166,19 +132,6 @@ class Seat(InFlight):
                 contract_size=self.venue.contract_size(self.broker_symbol(request.symbol)),
             )
         )
-
-    def _journal(self, request: OrderRequest, tag: str, broker_symbol: str) -> str | None:
-        """Hand the order to :attr:`before_send` (once per client id); why it must not be sent
-        when that raises."""
-        if self.before_send is None or request.client_id in self._journaled:
-            return None
-        try:
-            self.before_send(request, tag, broker_symbol)
-        except Exception as exc:
-            reason = exc.diagnostics[0].message if isinstance(exc, QktError) else str(exc)
-            return f"not journaled: not sent ({reason or type(exc).__name__})"
-        self._journaled.add(request.client_id)
-        return None
 
     # ------------------------------------------------------------ parts that call each other
     async def _resolve(self, broker_symbol: str) -> bool:  # pragma: no cover - see outcomes
