@@ -266,6 +266,7 @@ class _Printer:
         self.strategy = strategy
         self.route_of: dict[str, str] = {}
         self.alias_of: dict[str, str] = {}
+        self.venue_ids: dict[str, Any] = {}  # label lowercased -> client id -> venue id
 
     def _emit(self, data: dict[str, Any], text: str) -> None:
         if self.as_json:
@@ -279,6 +280,9 @@ class _Printer:
             self.route_of[route.label.lower()] = (
                 "paper" if route.type == "paper" or paper else route.profile
             )
+            broker = session.venues.get(route.profile)
+            if broker is not None and hasattr(broker, "venue_id"):
+                self.venue_ids[route.label.lower()] = broker.venue_id
         if self.as_json:
             return
         for route in session.plan.routes:
@@ -288,6 +292,12 @@ class _Printer:
                 f"route  {route.alias}: {route.label}:{route.symbol} {route.timeframe} -> "
                 f"{where}{note} [{route.status}]"
             )
+
+    def _venue_id(self, label: str, client_id: str) -> str | None:
+        """The id the venue knows the order by (MT5 comment tag, Bybit orderLinkId); None on
+        paper."""
+        named = self.venue_ids.get(label.lower())
+        return None if named is None else str(named(client_id))
 
     def event(self, event: Any) -> None:
         from qkt.engine.events import (
@@ -313,16 +323,17 @@ class _Printer:
                 "symbol": event.symbol,
                 "side": event.side,
                 "qty": _money(event.qty),
-                "stop_loss": None if event.stop_loss is None else _money(event.stop_loss),
-                "take_profit": None if event.take_profit is None else _money(event.take_profit),
+                "sl": None if event.stop_loss is None else _money(event.stop_loss),
+                "tp": None if event.take_profit is None else _money(event.take_profit),
                 "route": route,
                 "client_id": event.client_id,
+                "venue_id": self._venue_id(event.label, event.client_id),
             }
             legs = ""
             if event.stop_loss is not None:
-                legs += f" sl {data['stop_loss']}"
+                legs += f" sl {data['sl']}"
             if event.take_profit is not None:
-                legs += f" tp {data['take_profit']}"
+                legs += f" tp {data['tp']}"
             self._emit(
                 data,
                 f"{data['time']}  order     {event.side.upper():4} {data['qty']} "
@@ -343,6 +354,7 @@ class _Printer:
                 "reason": event.reason,
                 "route": route,
                 "client_id": event.client_id,
+                "venue_id": self._venue_id(event.label, event.client_id),
             }
             self._emit(
                 data,

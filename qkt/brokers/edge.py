@@ -255,3 +255,7 @@ class SessionBroker(InFlight):
 
     def cancel(self, client_id: str) -> bool:
         return False  # market orders only: nothing rests at the venue
+
+    def venue_id(self, client_id: str) -> str:
+        """The id the venue knows the order ``client_id`` by (printed beside the client id)."""
+        raise NotImplementedError

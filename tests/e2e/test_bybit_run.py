@@ -175,13 +175,14 @@ def test_a_replayed_strategy_trades_at_the_bybit_simulator_and_its_take_profit_c
     for create, order in zip(creates, (first, second), strict=True):
         body = create["body"]
         assert (body["side"], body["qty"], body["tpslMode"]) == ("Buy", "0.01", "Full")
-        assert Decimal(body["stopLoss"]) == Decimal(order["stop_loss"])
-        assert Decimal(body["takeProfit"]) == Decimal(order["take_profit"])
+        assert Decimal(body["stopLoss"]) == Decimal(order["sl"])
+        assert Decimal(body["takeProfit"]) == Decimal(order["tp"])
         assert len(body["orderLinkId"]) <= MAX_LINK
+        assert body["orderLinkId"] == order["venue_id"]  # printed as Bybit knows it
     assert creates[0]["body"]["orderLinkId"] != creates[1]["body"]["orderLinkId"]
     # the legs 1 % from Bybit's ask at send time, on its 0.1 tick
-    assert Decimal(first["take_profit"]) == Decimal("87365.2")
-    assert Decimal(second["stop_loss"]) == Decimal("87120.2")
+    assert Decimal(first["tp"]) == Decimal("87365.2")
+    assert Decimal(second["sl"]) == Decimal("87120.2")
 
     assert summary["trades"] == 1 and Decimal(summary["realized_pnl"]) > 0
     assert summary["open_positions"] == [
@@ -233,7 +234,7 @@ def test_a_live_run_is_priced_by_bybits_tickers_and_stops_cleanly_on_sigterm(
         "bybit", "0.001", Decimal("86400.3"),
     )  # fmt: skip
     order = next(e for e in said if e["event"] == "order")
-    assert Decimal(order["stop_loss"]) == Decimal("84672.3")  # 2 % under Bybit's ask
+    assert Decimal(order["sl"]) == Decimal("84672.3")  # 2 % under Bybit's ask
     summary = said[-1]
     assert summary["event"] == "summary" and summary["interrupted"] is True
     assert len(bybit.creates()) == 1

@@ -108,7 +108,7 @@ def test_replayed_strategy_sends_its_orders_to_the_simulated_gateway(
         assert (body["symbol"], body["magic"], body["type"]) == ("EURUSDm", 10001, "BUY")
         assert Decimal(str(body["volume"])) == Decimal("0.1")
         # The order is printed as it went on the wire: prices of EURUSDm (5 digits) ...
-        sl, tp = Decimal(order["stop_loss"]), Decimal(order["take_profit"])
+        sl, tp = Decimal(order["sl"]), Decimal(order["tp"])
         assert (Decimal(str(body["sl"])), Decimal(str(body["tp"]))) == (sl, tp)
         assert sl == sl.quantize(Decimal("0.00001")) and tp == tp.quantize(Decimal("0.00001"))
         # ... BY 50 PCT / BY 100 PCT of the venue's own price, which the fill shows
@@ -116,6 +116,7 @@ def test_replayed_strategy_sends_its_orders_to_the_simulated_gateway(
         assert abs(sl / entry - Decimal("0.5")) < Decimal("0.001")
         assert abs(tp / entry - 2) < Decimal("0.001")
         assert body["client_order_id"] == order["client_id"]
+        assert body["comment"] == order["venue_id"] == fill["venue_id"]  # its tag at the venue
 
     positions = httpx.get(f"{simulator}/get_positions", params={"magic": 10001}).json()
     positions = positions.get("data", positions) if isinstance(positions, dict) else positions
@@ -152,8 +153,8 @@ def test_a_replay_far_from_the_venue_price_places_stops_from_the_venue_quote(
     (fill,) = [e for e in events if e["event"] == "fill"]
     entry, sl, tp = (
         Decimal(fill["price"]),
-        Decimal(order["stop_loss"]),
-        Decimal(order["take_profit"]),
+        Decimal(order["sl"]),
+        Decimal(order["tp"]),
     )
     assert entry < Decimal("1.1")  # filled at the venue's price
     assert abs(sl / entry - Decimal("0.99")) < Decimal("0.0005") and sl < entry < tp

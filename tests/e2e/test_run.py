@@ -65,7 +65,11 @@ def test_json_lines(tmp_path: Path) -> None:
         "qty",
         "route",
         "client_id",
+        "venue_id",
+        "sl",
+        "tp",
     } <= set(order)
+    assert order["venue_id"] is None  # paper: no venue knows it
     assert order["time"].endswith("Z") and isinstance(order["qty"], str)
     fill = next(e for e in events if e["event"] == "fill")
     assert isinstance(fill["price"], str) and fill["client_id"].startswith("eurusd_rsi-")

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from qkt.brokers.bybit.client import BybitClient
+from qkt.brokers.bybit.ids import order_link_id
 from qkt.brokers.bybit.orders import Pending, Reason
 from qkt.brokers.bybit.venue import BybitVenue
 from qkt.brokers.edge import SessionBroker
@@ -75,6 +76,10 @@ class Seat(SessionBroker):
     @property
     def category(self) -> str:
         return self.venue.category
+
+    def venue_id(self, client_id: str) -> str:
+        """The order's ``orderLinkId``."""
+        return order_link_id(self.session, client_id)
 
     # ------------------------------------------------------------ events
     def _fill(

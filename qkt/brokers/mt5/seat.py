@@ -18,6 +18,7 @@ from qkt.brokers.edge import SessionBroker
 from qkt.brokers.mt5.book import Stake, TicketBook
 from qkt.brokers.mt5.client import Deal, GatewayClient, Position
 from qkt.brokers.mt5.venue import MT5Venue
+from qkt.brokers.tags import order_tag
 from qkt.engine.events import OrderFilled, OrderRequest
 
 
@@ -96,6 +97,10 @@ class Seat(SessionBroker):
 
     def broker_symbol(self, symbol: str) -> str:
         return self.venue.broker_symbol(symbol)
+
+    def venue_id(self, client_id: str) -> str:
+        """The order's comment tag: what comes back on its positions and deals."""
+        return order_tag(self.session, client_id)
 
     def symbols(self) -> set[str]:
         """Broker symbols the session holds a stake in."""
