@@ -179,15 +179,21 @@ def run(
             param_hint="--replay",
         )
     terminated: list[int] = []
-    previous = _sigterm_as_ctrl_c(terminated)
+    running: list[asyncio.Task[Any]] = []  # the session's task, once the loop runs it
+    previous = _sigterm_as_ctrl_c(terminated, running)
     try:
         if source is not None and not session.needs_loop:
             for row in source:
                 session.on_row(row)
         else:  # venue brokers are asyncio edges
             rows = source if source is not None else _venue_rows(session)
-            asyncio.run(drive(session, rows, warm=source is None))  # live: warm from history
-    except KeyboardInterrupt:
+
+            async def main() -> Any:
+                running.append(asyncio.current_task())  # type: ignore[arg-type]
+                return await drive(session, rows, warm=source is None)  # live: warm first
+
+            asyncio.run(main())
+    except (KeyboardInterrupt, asyncio.CancelledError):
         interrupted = True
     try:
         _sigterm_noted(terminated)  # the summary is printed whole, whatever arrives now
@@ -198,11 +204,13 @@ def run(
         raise typer.Exit(143 if terminated else 130)
 
 
-def _sigterm_as_ctrl_c(terminated: list[int]) -> Any:
+def _sigterm_as_ctrl_c(terminated: list[int], running: list[Any]) -> Any:
     """SIGTERM (``kill``, ``docker stop``, systemd) stops the run exactly as Ctrl-C does: it is
     handed to whatever handles SIGINT now (asyncio's runner cancels the session's task, which
     waits for orders in flight and closes its connections; without a loop, KeyboardInterrupt).
-    Returns the handler it replaced (None when signals cannot be handled here)."""
+    Where SIGINT is ignored (a background job of a shell), nobody handles it: the session's task
+    in ``running`` is cancelled the same way. Returns the handler it replaced (None when signals
+    cannot be handled here)."""
     import signal
 
     def on_sigterm(signum: int, frame: Any) -> None:
@@ -210,6 +218,10 @@ def _sigterm_as_ctrl_c(terminated: list[int]) -> Any:
         handler = signal.getsignal(signal.SIGINT)
         if callable(handler):
             handler(signal.SIGINT, frame)
+        elif running and not running[0].done():
+            task = running[0]
+            task.cancel()
+            task.get_loop().call_soon_threadsafe(lambda: None)  # wake the loop up
         else:
             raise KeyboardInterrupt
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,11 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# A suite started as a shell's background job (`pytest &`) has Ctrl-C ignored, and so would every
+# process it starts: the tests that press Ctrl-C on qkt need it handled as on a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 SEED = """STRATEGY momentum VERSION 1
 SYMBOLS
 eur = EXNESS:EURUSD EVERY 1m

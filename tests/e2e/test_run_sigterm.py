@@ -94,15 +94,24 @@ def test_sigterm_stops_a_paper_replay_with_its_summary(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
+def _as_a_background_job() -> None:
+    """What a shell does to a job started with `&`: Ctrl-C is not for it (SIGINT ignored, so
+    asyncio installs no handler of its own)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("started", [None, _as_a_background_job], ids=["terminal", "background"])
 def test_sigterm_during_a_live_run_waits_for_the_order_in_flight(
     simulator: str,  # noqa: F811
     tmp_path: Path,
+    started: Any,
 ) -> None:
     """A live run buys on the gateway's quotes; the gateway's stop closes the position (the
     summary's PnL is the venue's deals' profit, in USD); the strategy buys again and, while that
     order is still on its way (the gateway is slow), SIGTERM arrives: the order's answer is
-    awaited and printed, then the summary, and the process exits 143."""
+    awaited and printed, then the summary, and the process exits 143 — also when it was started
+    as a shell's background job, whose Ctrl-C is ignored."""
     config = tmp_path / "qkt.config.yaml"
     config.write_text(
         "market_data:\n  source: venue\nbrokers:\n  exness:\n"
@@ -116,6 +125,7 @@ def test_sigterm_during_a_live_run_waits_for_the_order_in_flight(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=started,
     )
     events = Events(proc)
     try:
@@ -138,7 +148,7 @@ def test_sigterm_during_a_live_run_waits_for_the_order_in_flight(
             proc.kill()
     err = proc.stderr.read() if proc.stderr else ""
     assert proc.returncode == 143, err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "destroyed" not in err
     kinds = [e["event"] for e in rest]
     assert kinds[-1] == "summary" and rest[-1]["interrupted"] is True
     (fill,) = [e for e in rest if e["event"] == "fill"]  # the order in flight was not abandoned
