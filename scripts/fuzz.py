@@ -15,7 +15,7 @@ goes through the public API that ``qkt validate`` and ``qkt run`` use:
 - ``config``: a mutated ``qkt.config.yaml`` through ``load_config``, the registry, validation and a
   paper session on its profiles;
 - ``portfolio``: a mutated portfolio through ``Validator.portfolio`` and a directory scan;
-- ``venue``: gateway answers to ``/symbol_info_tick`` (through ``MT5Client`` on a mock transport)
+- ``venue``: gateway answers to ``/symbol_info_tick`` (through ``GatewayClient`` on a mock transport)
   priced into a session holding a position;
 - ``cli``: ``qkt validate`` and ``qkt run`` in-process through ``cli.main.main``.
 
@@ -1194,7 +1194,7 @@ class Fuzz:
     def run_venue(self, case: Case, here: Path) -> str:
         import httpx
 
-        from qkt.brokers.mt5.client import GatewayClient
+        from qkt.brokers.mt5.client import GatewayClient, GatewayError
         from qkt.brokers.notices import Outage
         from qkt.config.timezones import server_zone
         from qkt.dsl import parse_strategy_file
@@ -1220,15 +1220,18 @@ class Fuzz:
             client = GatewayClient(
                 "http://fuzz", transport=httpx.MockTransport(handler), retry_attempts=1, backoff_s=0
             )
-            broker = type("Broker", (), {"client": client})()
             outage = Outage(session.bus, session.clock, "exness", "quotes of EURUSDm")
             zone = server_zone(case.extra["zone"])
-            poll = _Poll("EXNESS", "EURUSD", "EURUSDm", broker, 0.0, outage, zone)
+            poll = _Poll("EXNESS", "EURUSD", "EURUSDm", None, outage, zone)
             quotes = VenueQuotes.__new__(VenueQuotes)
             count = 0
             try:
                 for _ in case.extra["quotes"]:
-                    row = await quotes._read(poll)
+                    try:  # one read, as the venue's shared quote poller hands it over
+                        quote: Any = await client.quote("EURUSDm")
+                    except GatewayError as exc:
+                        quote = exc
+                    row = quotes._read(poll, quote)
                     if row is not None:
                         session.on_row(row)
                         count += 1
