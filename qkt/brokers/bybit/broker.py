@@ -95,6 +95,7 @@ class BybitBroker(Restart):
                 return
         legs = request.stop_loss is not None or request.take_profit is not None
         known = self.prices.quote(request.label, request.symbol, request.side)
+        last: Decimal | None = None
         try:
             problem = await self.venue.position_mode(symbol)
             inst = await self.venue.instrument(symbol)
@@ -102,6 +103,7 @@ class BybitBroker(Restart):
                 # Sizes in money and stops are placed at Bybit's own quote at send time.
                 quote = await self.venue.quote(symbol)
                 known = quote.ask if request.side == "buy" else quote.bid
+                last = quote.last
         except BybitError as exc:
             self._reject(request, f"{symbol}: {exc.diagnostics[0].message}; not sent")
             return
@@ -123,7 +125,7 @@ class BybitBroker(Restart):
             request = replace(request, qty=min(request.qty, abs(held.qty)))
         why = qty_problem(self.category, request.qty, entry, inst)
         if why is None and not request.reduce_only:
-            request, why = wire_stops(request, entry, inst)
+            request, why = wire_stops(request, entry, inst, last if self.venue.linear else None)
         if why:
             self._reject(request, f"{symbol}: {why}; not sent")
             return

@@ -77,10 +77,11 @@ def to_tick(price: Decimal | None, tick: Decimal) -> Decimal | None:
 
 
 def wire_stops(
-    request: OrderRequest, entry: Decimal, inst: Instrument
+    request: OrderRequest, entry: Decimal, inst: Instrument, last: Decimal | None = None
 ) -> tuple[OrderRequest, str | None]:
     """The order with its stops at the strategy's distance from ``entry`` (the venue's quote at
-    send time), on the tick grid, or why they cannot be: each on its side of the fill."""
+    send time), on the tick grid, or why they cannot be: each on its side of the fill, and — for a
+    native linear bracket, which Bybit checks against its last trade — of ``last`` too."""
     sl, tp = request.stop_loss, request.take_profit
     if request.stop_rule is not None or request.take_rule is not None:
         moved = bracket_prices(request.side, entry, request.stop_rule, request.take_rule)
@@ -89,15 +90,18 @@ def wire_stops(
     tick = inst.price_filter.tick_size
     wired = replace(request, stop_loss=to_tick(sl, tick), take_profit=to_tick(tp, tick))
     fill = "ask" if request.side == "buy" else "bid"
+    references = [(entry, f"the expected fill {entry} ({fill})")]
+    if last is not None:
+        references.append((last, f"Bybit's last price {last}"))
     for name, level, below in (
         ("stop-loss", wired.stop_loss, request.side == "buy"),
         ("take-profit", wired.take_profit, request.side != "buy"),
     ):
         if level is None:
             continue
-        if level <= 0 or (level >= entry if below else level <= entry):
-            where = "below" if below else "above"
-            return wired, f"{name} {level} is not {where} the expected fill {entry} ({fill})"
+        for price, what in references:
+            if level <= 0 or (level >= price if below else level <= price):
+                return wired, f"{name} {level} is not {'below' if below else 'above'} {what}"
     return wired, None
 
 

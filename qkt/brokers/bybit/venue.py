@@ -45,6 +45,7 @@ class Quote:
     bid: Decimal
     ask: Decimal
     time_msc: int = 0  # tickers carry no time: every read is news
+    last: Decimal | None = None  # the last trade: what Bybit checks TP/SL against
 
 
 class BybitVenue(SharedVenue["BybitBroker"]):
@@ -157,7 +158,7 @@ class BybitVenue(SharedVenue["BybitBroker"]):
         row = next((r for r in rows if r.symbol == symbol), None)
         if row is None or not row.bid1_price or not row.ask1_price:
             raise BybitError(error("venue-error", f"{symbol}: Bybit gave no bid and ask"))
-        return Quote(row.bid1_price, row.ask1_price)
+        return Quote(row.bid1_price, row.ask1_price, last=row.last_price)
 
     # ------------------------------------------------------------ bar history (warm-up)
     history_kind = "Bybit klines (1m to 1d)"

@@ -200,6 +200,21 @@ async def test_a_bracket_by_distance_is_placed_from_bybits_quote_on_the_tick_gri
     await s.broker.aclose()
 
 
+async def test_a_native_stop_on_the_wrong_side_of_bybits_last_price_is_refused_unsent(
+    sim: BybitSimServer, tmp_path: Path
+) -> None:
+    """Bybit checks a linear bracket against its last trade, not the ask: a stop between the two
+    would be refused after sending — qkt refuses it before."""
+    s = await seat(sim.url, tmp_path)
+    sim.state.set_quote("BTCUSDT", Decimal("86499.9"), Decimal("86500.1"), Decimal("86100"))
+    stop = Decimal("86200")  # below the ask, above the last trade
+    await send(s.broker, s.order(1, stop_loss=stop, stop_rule=("at", stop)))
+    assert bodies(sim) == []
+    (why,) = s.rejections()
+    assert "stop-loss 86200" in why and "not below Bybit's last price 86100" in why
+    await s.broker.aclose()
+
+
 async def test_a_close_is_reduce_only_and_sized_to_what_the_session_holds(
     sim: BybitSimServer, tmp_path: Path
 ) -> None:
