@@ -36,7 +36,7 @@ from pytest_httpserver import HTTPServer
 from qkt.brokers.mt5.broker import MT5Broker
 from qkt.engine.bus import EventBus
 from qkt.engine.clock import SimulatedClock
-from qkt.engine.events import OrderRequest
+from qkt.engine.events import OrderRequest, Side
 from qkt.engine.prices import PriceTracker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,23 +66,20 @@ def werkzeug_gateway() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def sim_gateway() -> Iterator[str]:
-    """The bundled gateway simulator in its own process (uvicorn, keep-alive, real fills)."""
+def served(command: list[str], ready: str) -> Iterator[str]:
+    """``command`` (given ``--port``'s value last) in its own process on a free port, until its
+    ``ready`` path answers 200; its URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "cli", "sim", "gateway", "--port", str(port)]
     proc = subprocess.Popen(
-        [*command, "--symbols", "EURUSDm"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [*command, str(port)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
             try:
-                if httpx.get(f"{url}/health/ready", timeout=0.5).status_code == 200:
+                if httpx.get(f"{url}{ready}", timeout=0.5).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.05)
@@ -90,6 +87,12 @@ def sim_gateway() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def sim_gateway() -> contextlib.AbstractContextManager[str]:
+    """The bundled gateway simulator in its own process (uvicorn, keep-alive, real fills)."""
+    command = [sys.executable, "-m", "cli", "sim", "gateway", "--symbols", "EURUSDm", "--port"]
+    return served(command, "/health/ready")
 
 
 def main() -> None:
@@ -152,7 +155,7 @@ async def measure(
     async_client = httpx.AsyncClient(base_url=url)
     sync_client = httpx.Client(base_url=url)
     for i in range(orders + 50):
-        side = "buy" if i % 2 == 0 else "sell"
+        side: Side = "buy" if i % 2 == 0 else "sell"
         request = OrderRequest(
             f"bench-{i:06d}",
             "bench",
@@ -205,31 +208,10 @@ threading.Event().wait()
 """
 
 
-@contextlib.contextmanager
-def bybit_sim() -> Iterator[str]:
+def bybit_sim() -> contextlib.AbstractContextManager[str]:
     """The bundled Bybit simulator in its own process, without its per-second rate limits (a
     benchmark sends more than Bybit's 10 creates a second)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", BYBIT_SIM, str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/v5/market/time", timeout=0.5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    return served([sys.executable, "-c", BYBIT_SIM], "/v5/market/time")
 
 
 def report_bybit(url: str, orders: int) -> None:
@@ -284,7 +266,7 @@ async def measure_bybit(
     bare: list[float] = []
     plain = httpx.AsyncClient(base_url=url)
     for i in range(orders + 50):
-        side = "buy" if i % 2 == 0 else "sell"
+        side: Side = "buy" if i % 2 == 0 else "sell"
         request = OrderRequest(
             f"bench-{i:06d}", "bench", "b", "BYBIT", "BTCUSDT", side, Decimal("0.001"),
             datetime.now(UTC),
